@@ -1,0 +1,77 @@
+//! The one interface between pipeline stages.
+//!
+//! Receivers hand each request to a [`Consumer`]; processors are consumers that
+//! hold a downstream consumer; exporters are the last consumers. A request is a
+//! [`Bytes`] holding the protobuf encoding of the signal's `Export*ServiceRequest`,
+//! so a stage that only routes never has to decode it.
+//!
+//! The returned future resolves only when every item the stage accepted has
+//! been delivered downstream (or, for a stateful processor, taken into its
+//! bounded state): that is what lets the receiver give a synchronous ack.
+
+use std::{future::Future, pin::Pin};
+
+use bytes::Bytes;
+
+use crate::signal::Signal;
+
+/// What a consumer accepted. `rejected` items were dropped for a reason the
+/// client cannot fix by retrying (for example a span without a valid trace id);
+/// they are reported to the client as OTLP partial success.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ack {
+    /// Items permanently rejected.
+    pub rejected: u64,
+    /// Why they were rejected; empty when `rejected == 0`.
+    pub message: String,
+}
+
+impl Ack {
+    /// Everything accepted.
+    pub fn ok() -> Self {
+        Self::default()
+    }
+
+    /// Adds another stage's rejections to this one.
+    pub fn merge(&mut self, other: Ack) {
+        self.rejected += other.rejected;
+        if !other.message.is_empty() {
+            if !self.message.is_empty() {
+                self.message.push_str("; ");
+            }
+            self.message.push_str(&other.message);
+        }
+    }
+}
+
+/// Why a request was not accepted. Maps to a gRPC status and an HTTP code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConsumeError {
+    /// The payload is malformed; retrying will not help (gRPC INVALID_ARGUMENT, HTTP 400).
+    #[error("invalid request: {0}")]
+    InvalidArgument(String),
+    /// A downstream stage or backend could not take the data now; the client
+    /// should retry (gRPC UNAVAILABLE, HTTP 503).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A bounded buffer is full; the client should back off and retry
+    /// (gRPC RESOURCE_EXHAUSTED, HTTP 429).
+    #[error("resource exhausted: {0}")]
+    ResourceExhausted(String),
+}
+
+impl ConsumeError {
+    /// True when the client may retry the same request.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, ConsumeError::InvalidArgument(_))
+    }
+}
+
+/// A boxed consume future.
+pub type ConsumeFuture<'a> = Pin<Box<dyn Future<Output = Result<Ack, ConsumeError>> + Send + 'a>>;
+
+/// A pipeline stage that takes OTLP requests of one or more signals.
+pub trait Consumer: Send + Sync + 'static {
+    /// Takes one request (the encoded `Export*ServiceRequest` of `signal`).
+    fn consume(&self, signal: Signal, request: Bytes) -> ConsumeFuture<'_>;
+}
