@@ -19,7 +19,13 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod codec;
 pub mod consumer;
+pub mod discovery;
+pub mod exporter;
 pub mod proto;
+pub mod receiver;
 pub mod routing;
 pub mod signal;
+pub mod telemetry;
+pub mod wire;

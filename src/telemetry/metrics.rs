@@ -1,0 +1,133 @@
+//! Self-metrics with the collector's names, rendered as Prometheus text.
+//!
+//! Each [`Telemetry`] owns its own registry (no global recorder), so several
+//! services can run in one process (the demo, in-process tests) without
+//! mixing their numbers. Stages register their handles once at build time;
+//! the hot path only bumps atomics.
+
+use std::{sync::Arc, time::Duration};
+
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+/// Buckets of `otelcol_loadbalancer_backend_latency`, in milliseconds, as the collector's.
+pub const BACKEND_LATENCY_BUCKETS_MS: &[f64] =
+    &[5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0];
+
+/// Default buckets for our own histograms (milliseconds).
+const DEFAULT_BUCKETS_MS: &[f64] = &[
+    1.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, 30000.0, 60000.0,
+];
+
+/// The metric names this crate publishes; one place so dashboards and tests agree.
+pub mod names {
+    /// Gauge: backends currently in the ring.
+    pub const NUM_BACKENDS: &str = "otelcol_loadbalancer_num_backends";
+    /// Counter: resolutions by outcome.
+    pub const NUM_RESOLUTIONS: &str = "otelcol_loadbalancer_num_resolutions_total";
+    /// Counter: times the backend set changed.
+    pub const NUM_BACKEND_UPDATES: &str = "otelcol_loadbalancer_num_backend_updates_total";
+    /// Histogram (ms): latency of one export call to one backend.
+    pub const BACKEND_LATENCY: &str = "otelcol_loadbalancer_backend_latency";
+    /// Counter: export calls to one backend by outcome.
+    pub const BACKEND_OUTCOME: &str = "otelcol_loadbalancer_backend_outcome_total";
+}
+
+/// A registry of self-metrics and its Prometheus renderer.
+pub struct Telemetry {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+}
+
+static METADATA: Metadata<'static> = Metadata::new("otlp_lb", metrics::Level::INFO, None);
+
+impl Telemetry {
+    /// A new, empty registry.
+    pub fn new() -> Arc<Telemetry> {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(names::BACKEND_LATENCY.to_string()),
+                BACKEND_LATENCY_BUCKETS_MS,
+            )
+            .and_then(|b| b.set_buckets(DEFAULT_BUCKETS_MS));
+        // Both bucket lists are non-empty constants, so building cannot fail;
+        // fall back to the plain builder rather than panic if that ever changes.
+        let recorder = builder.unwrap_or_else(|_| PrometheusBuilder::new()).build_recorder();
+        let handle = recorder.handle();
+        Arc::new(Telemetry { recorder, handle })
+    }
+
+    /// A counter handle for `name` with `labels`.
+    pub fn counter(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Counter {
+        self.recorder.register_counter(&key(name, labels), &METADATA)
+    }
+
+    /// A gauge handle for `name` with `labels`.
+    pub fn gauge(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Gauge {
+        self.recorder.register_gauge(&key(name, labels), &METADATA)
+    }
+
+    /// A histogram handle for `name` with `labels`.
+    pub fn histogram(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Histogram {
+        self.recorder.register_histogram(&key(name, labels), &METADATA)
+    }
+
+    /// Sets the `# HELP` text of a metric.
+    pub fn describe(&self, name: &'static str, help: &'static str) {
+        // The recorder keys descriptions by the name it renders; counters and
+        // gauges share one namespace, so describing as a counter covers both.
+        self.recorder
+            .describe_counter(KeyName::from_const_str(name), None, SharedString::const_str(help));
+    }
+
+    /// Renders every metric in the Prometheus text format.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    /// Drains histogram samples into their buckets; run periodically so an
+    /// unscraped endpoint does not accumulate samples.
+    pub fn upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+
+    /// Runs [`Telemetry::upkeep`] every few seconds until the task is dropped.
+    pub async fn run_upkeep(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            self.upkeep();
+        }
+    }
+}
+
+fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
+    let labels: Vec<Label> = labels
+        .iter()
+        .map(|(k, v)| Label::new(*k, v.to_string()))
+        .collect();
+    Key::from_parts(name, labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registries_are_independent() {
+        let a = Telemetry::new();
+        let b = Telemetry::new();
+        a.counter("x_total", &[("exporter", "lb")]).increment(3);
+        assert!(a.render().contains("x_total{exporter=\"lb\"} 3"));
+        assert!(!b.render().contains("x_total"));
+    }
+
+    #[test]
+    fn latency_uses_collector_buckets() {
+        let t = Telemetry::new();
+        t.histogram(names::BACKEND_LATENCY, &[("endpoint", "a:1")]).record(7.0);
+        let text = t.render();
+        assert!(text.contains("otelcol_loadbalancer_backend_latency_bucket{endpoint=\"a:1\",le=\"5\"} 0"), "{text}");
+        assert!(text.contains("otelcol_loadbalancer_backend_latency_bucket{endpoint=\"a:1\",le=\"10\"} 1"), "{text}");
+    }
+}
