@@ -80,24 +80,3 @@ fn respond(state: State) -> impl IntoResponse {
         format!("{{\"status\":\"{status}\"}}"),
     )
 }
-
-/// Serves `GET /metrics` (Prometheus text) from `telemetry` on `listener`.
-pub async fn serve_metrics(
-    listener: TcpListener,
-    telemetry: Arc<super::Telemetry>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = Router::new().route(
-        "/metrics",
-        get(move || {
-            let telemetry = telemetry.clone();
-            async move {
-                (
-                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                    telemetry.render(),
-                )
-            }
-        }),
-    );
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
-}

@@ -5,7 +5,10 @@
 //! mixing their numbers. Stages register their handles once at build time;
 //! the hot path only bumps atomics.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
+
+use axum::{Router, routing::get};
+use tokio::net::TcpListener;
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
@@ -99,6 +102,27 @@ impl Telemetry {
             self.upkeep();
         }
     }
+}
+
+/// Serves `GET /metrics` (Prometheus text) from `telemetry` on `listener`.
+pub async fn serve(
+    listener: TcpListener,
+    telemetry: Arc<Telemetry>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let telemetry = telemetry.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    telemetry.render(),
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
