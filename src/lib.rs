@@ -13,12 +13,15 @@
 //! - [`signal`] and [`consumer`]: the signal enum and the one interface between
 //!   stages; requests travel as encoded protobuf [`bytes::Bytes`].
 //! - [`routing`]: the immutable consistent-hash ring.
+//! - [`config`]: the collector-shaped YAML config: typed, env-expanded,
+//!   validated with errors that name the key path.
 //! - [`proto`]: prost types generated from the vendored OTLP protos (used by the
 //!   JSON transcoder, the test oracle and test sinks, never on the hot path).
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod config;
 pub mod consumer;
 pub mod proto;
 pub mod routing;
