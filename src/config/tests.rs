@@ -1223,3 +1223,195 @@ fn cumulativetodelta_settings() {
         "unknown variant \"gauge\"",
     );
 }
+
+#[test]
+fn remaining_rules_each_name_their_path() {
+    let exporter = |body: &str| lb(&format!("{{{body}}}"));
+    let static_ = "resolver: {static: {hostnames: [a]}}";
+    let receiver = |body: &str| {
+        format!(
+            "receivers: {{otlp: {{protocols: {body}}}}}\n{}",
+            lb(STATIC).split_once('\n').unwrap().1
+        )
+    };
+    let telemetry = |t: &str| format!("{}  telemetry: {{metrics: {t}}}\n", lb(STATIC));
+    let policy = |p: &str| policies(&format!("[{p}]"));
+    let p = "processors.tail_sampling.policies[0]";
+    let cases: Vec<(String, String, &str)> = vec![
+        (
+            exporter(&format!("timeout: 0s, {static_}")),
+            "exporters.loadbalancing.timeout".into(),
+            "must be positive",
+        ),
+        (
+            exporter(&format!(
+                "retry_on_failure: {{initial_interval: 1m, max_interval: 30s}}, {static_}"
+            )),
+            "exporters.loadbalancing.retry_on_failure.initial_interval".into(),
+            "must not exceed max_interval",
+        ),
+        (
+            exporter("resolver: {dns: {hostname: a, port: 0}}"),
+            "exporters.loadbalancing.resolver.dns.port".into(),
+            "must not be 0",
+        ),
+        (
+            exporter("resolver: {dns: {hostname: a, timeout: 0}}"),
+            "exporters.loadbalancing.resolver.dns.timeout".into(),
+            "must be positive",
+        ),
+        (
+            exporter("resolver: {k8s: {service: a, ports: [0]}}"),
+            "exporters.loadbalancing.resolver.k8s.ports[0]".into(),
+            "must not be 0",
+        ),
+        (
+            exporter("resolver: {k8s: {service: a, timeout: 0}}"),
+            "exporters.loadbalancing.resolver.k8s.timeout".into(),
+            "must be positive",
+        ),
+        (
+            exporter("resolver: {k8s: {service: My_Service}}"),
+            "exporters.loadbalancing.resolver.k8s.service".into(),
+            "\"My_Service\" is not NAME or NAME.NAMESPACE",
+        ),
+        (
+            receiver("{http: {max_request_body_size: 0}}"),
+            "receivers.otlp.protocols.http.max_request_body_size".into(),
+            "must be at least 1",
+        ),
+        (
+            receiver("{http: {endpoint: \"http://0.0.0.0:4318\"}}"),
+            "receivers.otlp.protocols.http.endpoint".into(),
+            "\"http://0.0.0.0:4318\": a URL is not an endpoint",
+        ),
+        (
+            telemetry("{address: \"localhost\"}"),
+            "service.telemetry.metrics.address".into(),
+            "\"localhost\": missing port",
+        ),
+        (
+            telemetry("{readers: [{pull: }, {pull: }]}"),
+            "service.telemetry.metrics.readers[1]".into(),
+            "otlp-lb serves one Prometheus endpoint; list one reader",
+        ),
+        (
+            telemetry("{readers: [{}]}"),
+            "service.telemetry.metrics.readers[0].pull".into(),
+            "required",
+        ),
+        (
+            telemetry("{readers: [{pull: {exporter: {}}}]}"),
+            "service.telemetry.metrics.readers[0].pull.exporter.prometheus".into(),
+            "required",
+        ),
+        (
+            telemetry("{readers: [{pull: {exporter: {prometheus: {port: 1}}}}]}"),
+            "service.telemetry.metrics.readers[0].pull.exporter.prometheus.host".into(),
+            "required",
+        ),
+        (
+            telemetry("{level: verbose}"),
+            "service.telemetry.metrics.level".into(),
+            "unknown variant \"verbose\"",
+        ),
+        (
+            format!(
+                "extensions: {{health_check: {{endpoint: x}}}}\n{}  extensions: [health_check]\n",
+                lb(STATIC)
+            ),
+            "extensions.health_check.endpoint".into(),
+            "\"x\": missing port",
+        ),
+        (
+            with_processor(
+                "tail_sampling: {decision_wait: 0s, policies: [{name: a, type: always_sample}]}",
+            ),
+            "processors.tail_sampling.decision_wait".into(),
+            "must be positive",
+        ),
+        (
+            policy("{name: \"\", type: always_sample}"),
+            format!("{p}.name"),
+            "required",
+        ),
+        (
+            policy(
+                "{name: a, type: numeric_attribute, numeric_attribute: {key: k, min_value: 5, max_value: 1}}",
+            ),
+            format!("{p}.numeric_attribute.max_value"),
+            "must be at least min_value",
+        ),
+        (
+            policy("{name: a, type: numeric_attribute, numeric_attribute: {min_value: 5}}"),
+            format!("{p}.numeric_attribute.key"),
+            "required",
+        ),
+        (
+            policy("{name: a, type: span_count, span_count: {min_spans: 5, max_spans: 2}}"),
+            format!("{p}.span_count.max_spans"),
+            "must be 0 (no upper bound) or at least min_spans",
+        ),
+        (
+            policy("{name: a, type: boolean_attribute, boolean_attribute: {value: true}}"),
+            format!("{p}.boolean_attribute.key"),
+            "required",
+        ),
+        (
+            policy("{name: a, type: string_attribute, string_attribute: {key: k}}"),
+            format!("{p}.string_attribute.values"),
+            "list at least one value",
+        ),
+        (
+            policy("{name: a, type: and, and: {}}"),
+            format!("{p}.and.and_sub_policy"),
+            "list at least one policy",
+        ),
+        (
+            policy("{name: a, type: drop, drop: {drop_sub_policy: []}}"),
+            format!("{p}.drop.drop_sub_policy"),
+            "list at least one policy",
+        ),
+        (
+            policy(
+                "{name: a, type: not, not: {not_sub_policy: {name: b, type: drop, drop: {drop_sub_policy: [{name: c, type: always_sample}]}}}}",
+            ),
+            format!("{p}.not.not_sub_policy.type"),
+            "a drop policy cannot be nested here",
+        ),
+        (
+            policy(
+                "{name: a, type: composite, composite: {composite_sub_policy: [{name: b, type: always_sample}]}}",
+            ),
+            format!("{p}.composite.max_total_spans_per_second"),
+            "must be at least 1",
+        ),
+        (
+            policy("{name: a, type: composite, composite: {max_total_spans_per_second: 1}}"),
+            format!("{p}.composite.composite_sub_policy"),
+            "list at least one policy",
+        ),
+        (
+            policy(
+                "{name: a, type: composite, composite: {max_total_spans_per_second: 1, composite_sub_policy: [{name: b, type: composite, composite: {}}]}}",
+            ),
+            format!("{p}.composite.composite_sub_policy[0].type"),
+            "a composite policy cannot be nested here",
+        ),
+        (
+            policy(
+                "{name: a, type: composite, composite: {max_total_spans_per_second: 1, composite_sub_policy: [{name: b, type: always_sample}], rate_allocation: [{policy: z, percent: 1}]}}",
+            ),
+            format!("{p}.composite.rate_allocation[0].policy"),
+            "\"z\" is not a composite_sub_policy name",
+        ),
+    ];
+    for (yaml, path, message) in cases {
+        assert_err(&yaml, &path, message);
+    }
+    // `and` is allowed under composite, as in the collector.
+    load(&policy(
+        "{name: a, type: composite, composite: {max_total_spans_per_second: 1, \
+         composite_sub_policy: [{name: b, type: and, and: {and_sub_policy: [{name: c, type: always_sample}]}}]}}",
+    ));
+}
