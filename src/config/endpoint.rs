@@ -111,12 +111,8 @@ pub fn parse_http_url(text: &str) -> Result<&str, String> {
     if authority.is_empty() {
         return Err(format!("\"{text}\": missing host"));
     }
-    if authority.contains(':') {
-        let with_port = authority.rsplit_once(']').map_or(authority, |(_, p)| p);
-        if with_port.contains(':') {
-            HostPort::parse(authority).map_err(|e| format!("\"{text}\": {e}"))?;
-        }
-    }
+    // The scheme's port stands in when none is written; only the check needs one.
+    HostPort::parse_with_default_port(authority, 80).map_err(|e| format!("\"{text}\": {e}"))?;
     if text.chars().any(char::is_whitespace) {
         return Err(format!("\"{text}\": contains whitespace"));
     }

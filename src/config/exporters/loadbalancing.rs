@@ -11,7 +11,7 @@ use super::resolver::ResolverConfig;
 use super::settings::{QueueConfig, RetryConfig};
 use crate::config::de::null_as_default;
 use crate::config::duration;
-use crate::config::error::{ConfigError, child};
+use crate::config::error::{ConfigError, child, item};
 use crate::signal::Signal;
 
 /// What a request is split by: items with the same key go to the same backend.
@@ -149,10 +149,7 @@ impl LoadBalancingExporterConfig {
             }
             (Some(RoutingKey::Attributes), false) => {
                 if let Some(i) = self.routing_attributes.iter().position(String::is_empty) {
-                    return Err(ConfigError::new(
-                        crate::config::error::item(&attributes, i),
-                        "must not be empty",
-                    ));
+                    return Err(ConfigError::new(item(&attributes, i), "must not be empty"));
                 }
             }
             (_, false) => {

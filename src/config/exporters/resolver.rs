@@ -218,7 +218,7 @@ impl DnsResolverConfig {
 pub struct K8sResolverConfig {
     /// `NAME` or `NAME.NAMESPACE` (required); without a namespace, the pod's own.
     pub service: String,
-    /// Ports to send to; each endpoint gets one backend per port. Default [4317].
+    /// Ports to send to; each endpoint gets one backend per port. Default `[4317]`.
     pub ports: Vec<u16>,
     /// Deadline of one Kubernetes API call. Default 1s.
     #[serde(deserialize_with = "duration::deserialize")]
