@@ -146,7 +146,7 @@ fn build_exporter(
         ExporterConfig::LoadBalancing(lb) => (load_balancer(id, lb, signals, telemetry, built)?, &lb.sending_queue),
         ExporterConfig::Otlp(otlp) => (otlp_exporter(id, otlp, telemetry, built)?, &otlp.sending_queue),
         ExporterConfig::OtlpHttp(_) => {
-            return crate::exporter::otlphttp::build(id, config, telemetry, built);
+            return Err(BuildError::new(id, "otlphttp is not implemented yet"));
         }
     };
     Ok(with_queue(name, forwarder, queue, telemetry, built))

@@ -6,7 +6,9 @@
 //! resolver is a new producer; nothing downstream changes. Tests feed [`run`]
 //! hand-made streams.
 
+pub mod dns;
 pub mod fixed;
+pub mod k8s;
 
 use std::{collections::BTreeSet, pin::Pin, sync::Arc};
 
