@@ -12,6 +12,9 @@
 //!
 //! - [`signal`] and [`consumer`]: the signal enum and the one interface between
 //!   stages; requests travel as encoded protobuf [`bytes::Bytes`].
+//! - [`wire`]: the protobuf wire-format scanner: item counting and the
+//!   request splitter, which cuts a request into one request per backend by
+//!   copying byte ranges, never decoding or re-encoding an item.
 //! - [`routing`]: the immutable consistent-hash ring.
 //! - [`proto`]: prost types generated from the vendored OTLP protos (used by the
 //!   JSON transcoder, the test oracle and test sinks, never on the hot path).
@@ -23,3 +26,4 @@ pub mod consumer;
 pub mod proto;
 pub mod routing;
 pub mod signal;
+pub mod wire;
