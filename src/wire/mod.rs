@@ -22,6 +22,10 @@ use crate::signal::Signal;
 
 pub mod split;
 
+#[cfg(test)]
+mod oracle;
+#[cfg(test)]
+mod testgen;
 
 pub use split::{Part, RoutingKey, Split, Splitter};
 
@@ -625,3 +629,6 @@ pub(crate) fn count_points(buf: &[u8], range: std::ops::Range<usize>) -> Result<
     }
     Ok(total)
 }
+
+#[cfg(test)]
+mod tests;

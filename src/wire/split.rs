@@ -1331,3 +1331,6 @@ fn write(s: &Scratch, buf: &[u8], group: &[u32], depth: usize, out: &mut BytesMu
         out.put_slice(bytes_of(buf, u.start, u.end));
     }
 }
+
+#[cfg(test)]
+mod tests;
