@@ -14,8 +14,9 @@
 //! - [`signal`] and [`consumer`]: the signal enum and the one interface between
 //!   stages; requests travel as encoded protobuf [`bytes::Bytes`].
 //! - [`receiver`]: OTLP/gRPC and OTLP/HTTP (protobuf and JSON) front ends.
-//! - [`wire`]: the protobuf wire-format scanner and the splitter that builds
-//!   each backend's request from byte ranges of the original.
+//! - [`wire`]: the protobuf wire-format scanner: item counting and the
+//!   request splitter, which cuts a request into one request per backend by
+//!   copying byte ranges, never decoding or re-encoding an item.
 //! - [`routing`]: the immutable consistent-hash ring.
 //! - [`discovery`]: resolvers as streams of endpoint-set updates, and the one
 //!   consumer that turns them into ring swaps.

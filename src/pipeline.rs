@@ -18,7 +18,7 @@ use tonic::{
 use crate::{
     config::{
         Config,
-        component::ComponentId,
+        ComponentId,
         exporters::{
             ClientTlsConfig, Compression, ExporterConfig, LoadBalancingExporterConfig,
             OtlpExporterConfig, QueueConfig, QueueSizer, Resolver, RetryConfig, RoutingKey as KeyName,
@@ -231,6 +231,7 @@ pub(crate) fn with_queue(
         sizer: match queue.sizer {
             QueueSizer::Requests => Sizer::Requests,
             QueueSizer::Items => Sizer::Items,
+            QueueSizer::Bytes => Sizer::Bytes,
         },
         block_on_overflow: queue.block_on_overflow,
     };

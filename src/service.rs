@@ -17,7 +17,7 @@ use std::{
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
 use crate::{
-    config::{Config, component::ComponentId, extensions::ExtensionConfig, receivers::ReceiverConfig},
+    config::{ComponentId, Config, extensions::ExtensionConfig, receivers::ReceiverConfig},
     exporter::{PoolHandle, debug::Debug},
     pipeline::{self, BuildError},
     receiver::{self, Receiver},

@@ -27,6 +27,8 @@ pub enum Sizer {
     Requests,
     /// Items (spans, data points, log records).
     Items,
+    /// Encoded request bytes.
+    Bytes,
 }
 
 /// The collector's `sending_queue` settings.
@@ -129,8 +131,11 @@ impl Queue {
             .map_err(|e| ConsumeError::InvalidArgument(e.to_string()))?;
         let cost = match self.settings.sizer {
             Sizer::Requests => 1,
-            Sizer::Items => items.clamp(1, self.settings.queue_size.max(1) as u64),
-        } as u32;
+            Sizer::Items => items,
+            Sizer::Bytes => request.len() as u64,
+        }
+        // A request larger than the whole queue still fits when it is empty.
+        .clamp(1, self.settings.queue_size.clamp(1, u32::MAX as usize) as u64) as u32;
         let permit = if self.settings.block_on_overflow {
             self.room.clone().acquire_many_owned(cost).await.ok()
         } else {
