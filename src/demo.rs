@@ -9,7 +9,9 @@ use prost::Message;
 use crate::{
     config::Config,
     proto::{
-        collector::{metrics::v1::ExportMetricsServiceRequest, trace::v1::ExportTraceServiceRequest},
+        collector::{
+            metrics::v1::ExportMetricsServiceRequest, trace::v1::ExportTraceServiceRequest,
+        },
         common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value},
         metrics::v1::{
             AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
@@ -62,7 +64,12 @@ async fn generate_traffic(addr: std::net::SocketAddr) {
             let request = demo_trace(seq, services[(seq % 5) as usize]);
             send(&channel, Signal::Traces, request.encode_to_vec()).await;
         }
-        send(&channel, Signal::Metrics, demo_metrics(seq, &services).encode_to_vec()).await;
+        send(
+            &channel,
+            Signal::Metrics,
+            demo_metrics(seq, &services).encode_to_vec(),
+        )
+        .await;
     }
 }
 
@@ -73,7 +80,11 @@ async fn send(channel: &tonic::transport::Channel, signal: Signal, body: Vec<u8>
     }
     let path = http::uri::PathAndQuery::from_static(signal.grpc_path());
     if let Err(status) = grpc
-        .unary(tonic::Request::new(bytes::Bytes::from(body)), path, crate::codec::RawCodec)
+        .unary(
+            tonic::Request::new(bytes::Bytes::from(body)),
+            path,
+            crate::codec::RawCodec,
+        )
         .await
     {
         tracing::warn!("demo generator: {status}");
@@ -109,8 +120,16 @@ fn demo_trace(seq: u64, service: &str) -> ExportTraceServiceRequest {
         .map(|i| Span {
             trace_id: trace_id.to_vec(),
             span_id: (seq << 8 | i).to_be_bytes().to_vec(),
-            parent_span_id: if i == 0 { Vec::new() } else { (seq << 8).to_be_bytes().to_vec() },
-            name: if i == 0 { format!("GET /{service}") } else { format!("step-{i}") },
+            parent_span_id: if i == 0 {
+                Vec::new()
+            } else {
+                (seq << 8).to_be_bytes().to_vec()
+            },
+            name: if i == 0 {
+                format!("GET /{service}")
+            } else {
+                format!("step-{i}")
+            },
             kind: if i == 0 { 2 } else { 1 },
             start_time_unix_nano: start,
             end_time_unix_nano: start + if slow { 1_500_000_000 } else { 20_000_000 },

@@ -34,7 +34,9 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
 
@@ -54,8 +56,11 @@ fn main() -> anyhow::Result<()> {
         }
         Some(Command::Demo { generate }) => runtime()?.block_on(otlp_lb::demo::run(generate)),
         None => {
-            let path = cli.config.context("usage: otlp-lb --config FILE (or: otlp-lb demo)")?;
-            let config = Config::load(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let path = cli
+                .config
+                .context("usage: otlp-lb --config FILE (or: otlp-lb demo)")?;
+            let config =
+                Config::load(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             runtime()?.block_on(async move {
                 service::run(config, service::shutdown_signal()).await?;
                 Ok(())

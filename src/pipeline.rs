@@ -17,11 +17,11 @@ use tonic::{
 
 use crate::{
     config::{
-        Config,
-        ComponentId,
+        ComponentId, Config,
         exporters::{
             ClientTlsConfig, Compression, ExporterConfig, LoadBalancingExporterConfig,
-            OtlpExporterConfig, QueueConfig, QueueSizer, Resolver, RetryConfig, RoutingKey as KeyName,
+            OtlpExporterConfig, QueueConfig, QueueSizer, Resolver, RetryConfig,
+            RoutingKey as KeyName,
         },
     },
     consumer::{Ack, ConsumeFuture, Consumer},
@@ -136,15 +136,21 @@ fn build_exporter(
             };
             let exporter = Debug::new(name, verbosity);
             if verbosity == Verbosity::Basic {
-                built
-                    .background
-                    .push(tokio::spawn(exporter.clone().report(Duration::from_secs(5))));
+                built.background.push(tokio::spawn(
+                    exporter.clone().report(Duration::from_secs(5)),
+                ));
             }
             built.debug.insert(id.clone(), exporter.clone());
             return Ok(exporter);
         }
-        ExporterConfig::LoadBalancing(lb) => (load_balancer(id, lb, signals, telemetry, built)?, &lb.sending_queue),
-        ExporterConfig::Otlp(otlp) => (otlp_exporter(id, otlp, telemetry, built)?, &otlp.sending_queue),
+        ExporterConfig::LoadBalancing(lb) => (
+            load_balancer(id, lb, signals, telemetry, built)?,
+            &lb.sending_queue,
+        ),
+        ExporterConfig::Otlp(otlp) => (
+            otlp_exporter(id, otlp, telemetry, built)?,
+            &otlp.sending_queue,
+        ),
         ExporterConfig::OtlpHttp(_) => {
             return Err(BuildError::new(id, "otlphttp is not implemented yet"));
         }
@@ -160,12 +166,17 @@ fn load_balancer(
     built: &mut Pipelines,
 ) -> Result<Arc<dyn Consumer>, BuildError> {
     let name = id.as_str();
-    let resolver = lb
-        .resolver
-        .selected()
-        .ok_or_else(|| BuildError::new(id, "resolver: exactly one of static, dns, k8s must be set"))?;
+    let resolver = lb.resolver.selected().ok_or_else(|| {
+        BuildError::new(id, "resolver: exactly one of static, dns, k8s must be set")
+    })?;
     let settings = Arc::new(client_settings(id, &lb.protocol.otlp)?);
-    let pool = PoolHandle::new(name, resolver.name(), settings, DEFAULT_VNODES, telemetry.clone());
+    let pool = PoolHandle::new(
+        name,
+        resolver.name(),
+        settings,
+        DEFAULT_VNODES,
+        telemetry.clone(),
+    );
     let resolutions = Resolutions::new(telemetry, name, resolver.name());
     let updates = match resolver {
         Resolver::Static(s) => {
@@ -173,9 +184,13 @@ fn load_balancer(
             discovery::fixed::resolve(&hostnames, resolutions)
         }
         Resolver::Dns(dns) => discovery::dns::resolve(dns, resolutions),
-        Resolver::K8s(k8s) => discovery::k8s::resolve(k8s, resolutions).map_err(|e| BuildError::new(id, e))?,
+        Resolver::K8s(k8s) => {
+            discovery::k8s::resolve(k8s, resolutions).map_err(|e| BuildError::new(id, e))?
+        }
     };
-    built.background.push(tokio::spawn(discovery::run(updates, pool.clone())));
+    built
+        .background
+        .push(tokio::spawn(discovery::run(updates, pool.clone())));
     built.pools.insert(id.clone(), pool.clone());
 
     let mut keys: [Option<RoutingKey>; 3] = [None, None, None];
@@ -191,7 +206,13 @@ fn load_balancer(
         keys[signal as usize] = Some(key);
     }
     let retry = retry_settings(&lb.retry_on_failure);
-    Ok(Arc::new(Forwarder::new(name, pool, Forwarder::keyed(keys), retry, telemetry)))
+    Ok(Arc::new(Forwarder::new(
+        name,
+        pool,
+        Forwarder::keyed(keys),
+        retry,
+        telemetry,
+    )))
 }
 
 fn otlp_exporter(
@@ -208,10 +229,18 @@ fn otlp_exporter(
     let settings = Arc::new(client_settings(id, otlp)?);
     let pool = PoolHandle::new(name, "static", settings, 1, telemetry.clone());
     let updates = discovery::fixed::resolve(&[target], Resolutions::new(telemetry, name, "static"));
-    built.background.push(tokio::spawn(discovery::run(updates, pool.clone())));
+    built
+        .background
+        .push(tokio::spawn(discovery::run(updates, pool.clone())));
     built.pools.insert(id.clone(), pool.clone());
     let retry = retry_settings(&otlp.retry_on_failure);
-    Ok(Arc::new(Forwarder::new(name, pool, Routing::Whole, retry, telemetry)))
+    Ok(Arc::new(Forwarder::new(
+        name,
+        pool,
+        Routing::Whole,
+        retry,
+        telemetry,
+    )))
 }
 
 /// Puts a sending queue in front of `inner` when the config enables one.
@@ -252,7 +281,10 @@ pub(crate) fn retry_settings(retry: &RetryConfig) -> RetrySettings {
 }
 
 /// The backend connection settings of an `otlp` block.
-fn client_settings(id: &ComponentId, otlp: &OtlpExporterConfig) -> Result<ClientSettings, BuildError> {
+fn client_settings(
+    id: &ComponentId,
+    otlp: &OtlpExporterConfig,
+) -> Result<ClientSettings, BuildError> {
     let mut headers = MetadataMap::new();
     for (k, v) in &otlp.headers {
         let key = MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
@@ -273,7 +305,10 @@ fn client_settings(id: &ComponentId, otlp: &OtlpExporterConfig) -> Result<Client
     })
 }
 
-fn tls(id: &ComponentId, tls: &ClientTlsConfig) -> Result<Option<tonic::transport::ClientTlsConfig>, BuildError> {
+fn tls(
+    id: &ComponentId,
+    tls: &ClientTlsConfig,
+) -> Result<Option<tonic::transport::ClientTlsConfig>, BuildError> {
     if tls.insecure {
         return Ok(None);
     }
@@ -286,7 +321,10 @@ fn tls(id: &ComponentId, tls: &ClientTlsConfig) -> Result<Option<tonic::transpor
         None => out.with_native_roots(),
     };
     if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
-        out = out.identity(Identity::from_pem(read("cert_file", cert)?, read("key_file", key)?));
+        out = out.identity(Identity::from_pem(
+            read("cert_file", cert)?,
+            read("key_file", key)?,
+        ));
     }
     if let Some(name) = &tls.server_name_override {
         out = out.domain_name(name.clone());

@@ -6,13 +6,7 @@
 //! accepting and finish their in-flight requests, sending queues drain, and
 //! only then do the background tasks stop.
 
-use std::{
-    collections::BTreeMap,
-    future::Future,
-    net::SocketAddr,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::BTreeMap, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
@@ -21,7 +15,10 @@ use crate::{
     exporter::{PoolHandle, debug::Debug},
     pipeline::{self, BuildError},
     receiver::{self, Receiver},
-    telemetry::{Telemetry, health::{self, Health, State}},
+    telemetry::{
+        Telemetry,
+        health::{self, Health, State},
+    },
 };
 
 /// How long shutdown waits for sending queues to drain.
@@ -73,15 +70,19 @@ pub struct Running {
 }
 
 async fn bind(what: &str, address: &str) -> Result<TcpListener, ServiceError> {
-    TcpListener::bind(address).await.map_err(|source| ServiceError::Bind {
-        what: what.to_string(),
-        address: address.to_string(),
-        source,
-    })
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| ServiceError::Bind {
+            what: what.to_string(),
+            address: address.to_string(),
+            source,
+        })
 }
 
 fn local(listener: &TcpListener) -> Result<SocketAddr, ServiceError> {
-    listener.local_addr().map_err(|e| ServiceError::Serve(e.to_string()))
+    listener
+        .local_addr()
+        .map_err(|e| ServiceError::Serve(e.to_string()))
 }
 
 /// Builds and starts everything `config` describes.
@@ -105,7 +106,9 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
         let t = telemetry.clone();
         let done = until_stopped();
         admin.spawn(async move {
-            crate::telemetry::metrics::serve(listener, t, done).await.map_err(|e| e.to_string())
+            crate::telemetry::metrics::serve(listener, t, done)
+                .await
+                .map_err(|e| e.to_string())
         });
     }
     let mut health_addr = None;
@@ -114,18 +117,30 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
             let listener = bind(&format!("extensions.{id}.endpoint"), &hc.endpoint).await?;
             health_addr = Some(local(&listener)?);
             let (h, path, done) = (health_state.clone(), hc.path.clone(), until_stopped());
-            admin.spawn(async move { health::serve(listener, path, h, done).await.map_err(|e| e.to_string()) });
+            admin.spawn(async move {
+                health::serve(listener, path, h, done)
+                    .await
+                    .map_err(|e| e.to_string())
+            });
         }
     }
     let mut listeners = Vec::new();
     for (id, receiver) in &config.receivers {
         let ReceiverConfig::Otlp(otlp) = receiver;
         if let Some(grpc) = &otlp.protocols.grpc {
-            let l = bind(&format!("receivers.{id}.protocols.grpc.endpoint"), &grpc.endpoint).await?;
+            let l = bind(
+                &format!("receivers.{id}.protocols.grpc.endpoint"),
+                &grpc.endpoint,
+            )
+            .await?;
             listeners.push((id.clone(), true, l, grpc.max_recv_msg_size_bytes() as usize));
         }
         if let Some(http) = &otlp.protocols.http {
-            let l = bind(&format!("receivers.{id}.protocols.http.endpoint"), &http.endpoint).await?;
+            let l = bind(
+                &format!("receivers.{id}.protocols.http.endpoint"),
+                &http.endpoint,
+            )
+            .await?;
             listeners.push((id.clone(), false, l, http.max_request_body_size as usize));
         }
     }
@@ -133,7 +148,10 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
     let built = pipeline::build(&config, &telemetry)?;
     let mut receivers: BTreeMap<ComponentId, Arc<Receiver>> = BTreeMap::new();
     for (id, consumers) in built.receivers {
-        receivers.insert(id.clone(), Arc::new(Receiver::new(id.as_str(), consumers, &telemetry)));
+        receivers.insert(
+            id.clone(),
+            Arc::new(Receiver::new(id.as_str(), consumers, &telemetry)),
+        );
     }
 
     let mut servers = JoinSet::new();
@@ -149,12 +167,16 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
         if is_grpc {
             grpc.insert(id.to_string(), addr);
             servers.spawn(async move {
-                receiver::grpc::serve(listener, receiver, limit, done).await.map_err(|e| e.to_string())
+                receiver::grpc::serve(listener, receiver, limit, done)
+                    .await
+                    .map_err(|e| e.to_string())
             });
         } else {
             http.insert(id.to_string(), addr);
             servers.spawn(async move {
-                receiver::http::serve(listener, receiver, limit, done).await.map_err(|e| e.to_string())
+                receiver::http::serve(listener, receiver, limit, done)
+                    .await
+                    .map_err(|e| e.to_string())
             });
         }
         tracing::info!(receiver = %id, %addr, "listening ({})", if is_grpc { "OTLP/gRPC" } else { "OTLP/HTTP" });
@@ -170,8 +192,16 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
         metrics,
         health: health_addr,
         telemetry,
-        debug: built.debug.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-        pools: built.pools.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        debug: built
+            .debug
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        pools: built
+            .pools
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
         health_state,
         stop,
         servers,

@@ -17,7 +17,7 @@ use otlp_lb::{
     signal::Signal,
 };
 use prost::Message;
-use support::{gen, sink::Sink};
+use support::{requests, sink::Sink};
 
 async fn sinks(n: usize) -> Vec<Sink> {
     let mut out = Vec::new();
@@ -58,9 +58,11 @@ async fn traces_over_grpc_http_and_json_keep_trace_affinity() {
     let http = proxy.http["otlp"];
 
     // 2000 traces of 6 spans, spread over 240 requests of 50 spans.
-    let requests = gen::traces(7, 2000, 6, 50);
+    let requests = requests::traces(7, 2000, 6, 50);
     let total: usize = 2000 * 6;
-    let mut client = TraceServiceClient::connect(format!("http://{grpc}")).await.unwrap();
+    let mut client = TraceServiceClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap();
     for (i, req) in requests.iter().enumerate() {
         match i % 4 {
             0 | 1 => {
@@ -75,10 +77,16 @@ async fn traces_over_grpc_http_and_json_keep_trace_affinity() {
                     i % 8 == 2, // some chunked, without Content-Length
                 )
                 .await;
-                assert_eq!((status, ct.as_str()), (200, "application/x-protobuf"), "{body:?}");
+                assert_eq!(
+                    (status, ct.as_str()),
+                    (200, "application/x-protobuf"),
+                    "{body:?}"
+                );
             }
             _ => {
-                let body = json::to_json(Signal::Traces, &req.encode_to_vec()).unwrap().to_string();
+                let body = json::to_json(Signal::Traces, &req.encode_to_vec())
+                    .unwrap()
+                    .to_string();
                 let (status, ct, body) = support::http_post(
                     http,
                     "/v1/traces",
@@ -103,16 +111,32 @@ async fn traces_over_grpc_http_and_json_keep_trace_affinity() {
         }
     }
 
-    let text = support::http_get(proxy.metrics.unwrap(), "/metrics").await.1;
+    let text = support::http_get(proxy.metrics.unwrap(), "/metrics")
+        .await
+        .1;
     let total = total as f64;
-    assert_eq!(support::metric_value(&text, "otelcol_receiver_accepted_spans_total", &[]), total);
     assert_eq!(
-        support::metric_value(&text, "otelcol_exporter_sent_spans_total", &[("exporter", "loadbalancing/traces")]),
+        support::metric_value(&text, "otelcol_receiver_accepted_spans_total", &[]),
         total
     );
-    assert_eq!(support::metric_value(&text, "otelcol_receiver_refused_spans_total", &[]), 0.0);
     assert_eq!(
-        support::metric_value(&text, "otelcol_loadbalancer_num_backends", &[("exporter", "loadbalancing/traces"), ("resolver", "static")]),
+        support::metric_value(
+            &text,
+            "otelcol_exporter_sent_spans_total",
+            &[("exporter", "loadbalancing/traces")]
+        ),
+        total
+    );
+    assert_eq!(
+        support::metric_value(&text, "otelcol_receiver_refused_spans_total", &[]),
+        0.0
+    );
+    assert_eq!(
+        support::metric_value(
+            &text,
+            "otelcol_loadbalancer_num_backends",
+            &[("exporter", "loadbalancing/traces"), ("resolver", "static")]
+        ),
         3.0
     );
     assert!(text.contains("otelcol_loadbalancer_backend_latency_bucket"));
@@ -124,8 +148,10 @@ async fn metric_streams_stay_on_one_backend() {
     let sinks = sinks(3).await;
     let addrs: Vec<_> = sinks.iter().map(|s| s.addr).collect();
     let proxy = support::start(&support::first_tier(&addrs, "")).await;
-    let mut client = MetricsServiceClient::connect(format!("http://{}", proxy.grpc["otlp"])).await.unwrap();
-    let requests = gen::metrics(3, 8, 20, 30);
+    let mut client = MetricsServiceClient::connect(format!("http://{}", proxy.grpc["otlp"]))
+        .await
+        .unwrap();
+    let requests = requests::metrics(3, 8, 20, 30);
     let mut expected: BTreeMap<(String, String), usize> = BTreeMap::new();
     for req in &requests {
         for rm in &req.resource_metrics {
@@ -133,7 +159,9 @@ async fn metric_streams_stay_on_one_backend() {
                 for m in &sm.metrics {
                     if let Some(otlp_lb::proto::metrics::v1::metric::Data::Sum(s)) = &m.data {
                         for p in &s.data_points {
-                            *expected.entry((m.name.clone(), support::sink::attrs_text(&p.attributes))).or_default() += 1;
+                            *expected
+                                .entry((m.name.clone(), support::sink::attrs_text(&p.attributes)))
+                                .or_default() += 1;
                         }
                     }
                 }
@@ -162,8 +190,10 @@ async fn logs_follow_their_trace_and_none_are_lost() {
     let sinks = sinks(3).await;
     let addrs: Vec<_> = sinks.iter().map(|s| s.addr).collect();
     let proxy = support::start(&support::first_tier(&addrs, "")).await;
-    let mut client = LogsServiceClient::connect(format!("http://{}", proxy.grpc["otlp"])).await.unwrap();
-    for req in gen::logs(5, 40, 30) {
+    let mut client = LogsServiceClient::connect(format!("http://{}", proxy.grpc["otlp"]))
+        .await
+        .unwrap();
+    for req in requests::logs(5, 40, 30) {
         client.export(req).await.unwrap();
     }
     let mut bodies = BTreeSet::new();
@@ -180,7 +210,10 @@ async fn logs_follow_their_trace_and_none_are_lost() {
         }
     }
     assert_eq!(bodies.len(), 40 * 30);
-    assert!(keyless_per_sink.iter().all(|&n| n > 0), "records without trace id spread: {keyless_per_sink:?}");
+    assert!(
+        keyless_per_sink.iter().all(|&n| n > 0),
+        "records without trace id spread: {keyless_per_sink:?}"
+    );
     proxy.stop().await.unwrap();
 }
 
@@ -192,7 +225,7 @@ async fn bad_input_is_refused_with_a_reason_and_good_neighbours_pass() {
     let http = proxy.http["otlp"];
 
     // Truncated protobuf: 400 with a google.rpc.Status naming the problem.
-    let good = gen::traces(1, 10, 3, 30).remove(0).encode_to_vec();
+    let good = requests::traces(1, 10, 3, 30).remove(0).encode_to_vec();
     let (status, _, body) = support::http_post(
         http,
         "/v1/traces",
@@ -202,22 +235,50 @@ async fn bad_input_is_refused_with_a_reason_and_good_neighbours_pass() {
     )
     .await;
     assert_eq!(status, 400);
-    assert!(String::from_utf8_lossy(&body).contains("malformed traces request"), "{body:?}");
+    assert!(
+        String::from_utf8_lossy(&body).contains("malformed traces request"),
+        "{body:?}"
+    );
 
     // Wrong content type, bad JSON, unsupported encoding, too large.
     let post = |ct: &'static str, extra: Vec<(&'static str, &'static str)>, body: Vec<u8>| async move {
         let mut headers = vec![("Content-Type", ct)];
         headers.extend(extra);
-        support::http_post(http, "/v1/traces", &headers, &body, false).await.0
+        support::http_post(http, "/v1/traces", &headers, &body, false)
+            .await
+            .0
     };
     assert_eq!(post("text/plain", vec![], good.clone()).await, 415);
-    assert_eq!(post("application/json", vec![], b"{nope".to_vec()).await, 400);
-    assert_eq!(post("application/x-protobuf", vec![("Content-Encoding", "br")], good.clone()).await, 415);
-    assert_eq!(post("application/x-protobuf", vec![("Content-Encoding", "gzip")], good.clone()).await, 400);
+    assert_eq!(
+        post("application/json", vec![], b"{nope".to_vec()).await,
+        400
+    );
+    assert_eq!(
+        post(
+            "application/x-protobuf",
+            vec![("Content-Encoding", "br")],
+            good.clone()
+        )
+        .await,
+        415
+    );
+    assert_eq!(
+        post(
+            "application/x-protobuf",
+            vec![("Content-Encoding", "gzip")],
+            good.clone()
+        )
+        .await,
+        400
+    );
 
     // Over gRPC: INVALID_ARGUMENT with the scanner's message.
     let grpc = proxy.grpc["otlp"];
-    let channel = tonic::transport::Channel::from_shared(format!("http://{grpc}")).unwrap().connect().await.unwrap();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{grpc}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let mut raw = tonic::client::Grpc::new(channel);
     raw.ready().await.unwrap();
     let err = raw
@@ -229,16 +290,26 @@ async fn bad_input_is_refused_with_a_reason_and_good_neighbours_pass() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    assert!(err.message().contains("malformed traces request"), "{}", err.message());
+    assert!(
+        err.message().contains("malformed traces request"),
+        "{}",
+        err.message()
+    );
 
     // A span with a 3-byte trace id is rejected alone; its neighbours arrive.
-    let mut req: ExportTraceServiceRequest = gen::traces(2, 20, 2, 40).remove(0);
+    let mut req: ExportTraceServiceRequest = requests::traces(2, 20, 2, 40).remove(0);
     req.resource_spans[0].scope_spans[0].spans[0].trace_id = vec![1, 2, 3];
-    let mut client = TraceServiceClient::connect(format!("http://{grpc}")).await.unwrap();
+    let mut client = TraceServiceClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap();
     let response = client.export(req).await.unwrap().into_inner();
     let partial = response.partial_success.expect("partial success");
     assert_eq!(partial.rejected_spans, 1);
-    assert!(partial.error_message.contains("trace_id"), "{}", partial.error_message);
+    assert!(
+        partial.error_message.contains("trace_id"),
+        "{}",
+        partial.error_message
+    );
     check_spans_once(&sinks, 39);
     proxy.stop().await.unwrap();
 }
@@ -248,18 +319,30 @@ async fn a_failed_part_is_retried_alone_so_nothing_is_duplicated() {
     let sinks = sinks(3).await;
     let addrs: Vec<_> = sinks.iter().map(|s| s.addr).collect();
     let proxy = support::start(&support::first_tier(&addrs, "")).await;
-    let mut client = TraceServiceClient::connect(format!("http://{}", proxy.grpc["otlp"])).await.unwrap();
-    let requests = gen::traces(11, 300, 4, 100);
+    let mut client = TraceServiceClient::connect(format!("http://{}", proxy.grpc["otlp"]))
+        .await
+        .unwrap();
+    let requests = requests::traces(11, 300, 4, 100);
     for (i, req) in requests.iter().enumerate() {
         // One backend refuses its part of every third request once.
         if i % 3 == 0 {
-            sinks[i % 2].fail_next.store(1, std::sync::atomic::Ordering::SeqCst);
+            sinks[i % 2]
+                .fail_next
+                .store(1, std::sync::atomic::Ordering::SeqCst);
         }
         client.export(req.clone()).await.unwrap();
     }
     check_spans_once(&sinks, 1200);
-    let text = support::http_get(proxy.metrics.unwrap(), "/metrics").await.1;
-    assert!(support::metric_value(&text, "otelcol_loadbalancer_backend_outcome_total", &[("success", "false")]) >= 1.0);
+    let text = support::http_get(proxy.metrics.unwrap(), "/metrics")
+        .await
+        .1;
+    assert!(
+        support::metric_value(
+            &text,
+            "otelcol_loadbalancer_backend_outcome_total",
+            &[("success", "false")]
+        ) >= 1.0
+    );
     proxy.stop().await.unwrap();
 }
 
@@ -275,9 +358,16 @@ async fn health_reports_ready_and_metrics_pass_promtool() {
     let proxy = support::start(&yaml).await;
     let (status, body) = support::http_get(proxy.health.unwrap(), "/").await;
     assert_eq!(status, 200, "{body}");
-    let mut client = TraceServiceClient::connect(format!("http://{}", proxy.grpc["otlp"])).await.unwrap();
-    client.export(gen::traces(3, 5, 2, 10).remove(0)).await.unwrap();
-    let text = support::http_get(proxy.metrics.unwrap(), "/metrics").await.1;
+    let mut client = TraceServiceClient::connect(format!("http://{}", proxy.grpc["otlp"]))
+        .await
+        .unwrap();
+    client
+        .export(requests::traces(3, 5, 2, 10).remove(0))
+        .await
+        .unwrap();
+    let text = support::http_get(proxy.metrics.unwrap(), "/metrics")
+        .await
+        .1;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("metrics.txt");
     std::fs::write(&file, &text).unwrap();

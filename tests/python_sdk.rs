@@ -24,7 +24,11 @@ fn install() -> String {
 
 async fn run_sdk(protocol: &str) {
     let python = python();
-    let sinks = [Sink::start().await, Sink::start().await, Sink::start().await];
+    let sinks = [
+        Sink::start().await,
+        Sink::start().await,
+        Sink::start().await,
+    ];
     let addrs: Vec<_> = sinks.iter().map(|s| s.addr).collect();
     let proxy = support::start(&support::first_tier(&addrs, "")).await;
     let endpoint = match protocol {
@@ -40,9 +44,18 @@ async fn run_sdk(protocol: &str) {
         .await
         .expect("python runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("summary line");
-    assert_eq!(summary["flushed"], true, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        summary["flushed"],
+        true,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let mut spans = BTreeSet::new();
     let mut traces_per_sink = Vec::new();

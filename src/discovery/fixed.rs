@@ -12,7 +12,10 @@ pub const DEFAULT_PORT: u16 = 4317;
 
 /// One `Reset` with the hostnames (ports defaulted), then nothing more.
 pub fn resolve(hostnames: &[String], resolutions: Resolutions) -> Updates {
-    let set: BTreeSet<String> = hostnames.iter().map(|h| with_port(h, DEFAULT_PORT)).collect();
+    let set: BTreeSet<String> = hostnames
+        .iter()
+        .map(|h| with_port(h, DEFAULT_PORT))
+        .collect();
     resolutions.record(true);
     futures::stream::once(async move { Update::Reset(set) })
         .chain(futures::stream::pending())

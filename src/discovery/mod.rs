@@ -15,7 +15,10 @@ use std::{collections::BTreeSet, pin::Pin, sync::Arc};
 use futures::{Stream, StreamExt};
 use metrics::Counter;
 
-use crate::{exporter::PoolHandle, telemetry::{Telemetry, metrics::names}};
+use crate::{
+    exporter::PoolHandle,
+    telemetry::{Telemetry, metrics::names},
+};
 
 /// A change to the endpoint set, as a resolver reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +75,13 @@ pub struct Resolutions {
 impl Resolutions {
     /// Counters for `resolver` (`static`, `dns`, `k8s`) of `exporter`.
     pub fn new(telemetry: &Telemetry, exporter: &str, resolver: &str) -> Resolutions {
-        let labels = |success| [("exporter", exporter), ("resolver", resolver), ("success", success)];
+        let labels = |success| {
+            [
+                ("exporter", exporter),
+                ("resolver", resolver),
+                ("success", success),
+            ]
+        };
         Resolutions {
             ok: telemetry.counter(names::NUM_RESOLUTIONS, &labels("true")),
             failed: telemetry.counter(names::NUM_RESOLUTIONS, &labels("false")),
@@ -99,7 +108,11 @@ pub async fn run(mut updates: Updates, pool: Arc<PoolHandle>) {
 /// Adds `:default_port` to an endpoint without a port; brackets bare IPv6.
 pub fn with_port(host: &str, default_port: u16) -> String {
     if host.starts_with('[') {
-        if host.contains("]:") { host.to_string() } else { format!("{host}:{default_port}") }
+        if host.contains("]:") {
+            host.to_string()
+        } else {
+            format!("{host}:{default_port}")
+        }
     } else if host.parse::<std::net::Ipv6Addr>().is_ok() {
         format!("[{host}]:{default_port}")
     } else if host.contains(':') {
@@ -133,8 +146,14 @@ mod tests {
 
     #[test]
     fn ports_are_added_only_when_missing() {
-        assert_eq!(with_port("collector-3.example.com", 4317), "collector-3.example.com:4317");
-        assert_eq!(with_port("collector-2.example.com:5317", 4317), "collector-2.example.com:5317");
+        assert_eq!(
+            with_port("collector-3.example.com", 4317),
+            "collector-3.example.com:4317"
+        );
+        assert_eq!(
+            with_port("collector-2.example.com:5317", 4317),
+            "collector-2.example.com:5317"
+        );
         assert_eq!(with_port("10.0.0.1", 4317), "10.0.0.1:4317");
         assert_eq!(with_port("::1", 4317), "[::1]:4317");
         assert_eq!(with_port("[::1]", 4317), "[::1]:4317");

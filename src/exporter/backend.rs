@@ -4,7 +4,10 @@
 //! in flight to it, so when the resolver removes an endpoint its connection
 //! closes only after the last of those requests has finished.
 
-use std::{sync::Arc, time::{Duration, Instant}};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
@@ -74,7 +77,9 @@ pub struct Backend {
 
 impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Backend").field("endpoint", &self.endpoint).finish()
+        f.debug_struct("Backend")
+            .field("endpoint", &self.endpoint)
+            .finish()
     }
 }
 
@@ -87,7 +92,11 @@ impl Backend {
         exporter: &str,
         telemetry: &Telemetry,
     ) -> Result<Backend, BackendError> {
-        let scheme = if settings.tls.is_some() { "https" } else { "http" };
+        let scheme = if settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let fail = |message: String| BackendError {
             endpoint: endpoint.clone(),
             message,
@@ -109,8 +118,16 @@ impl Backend {
                 .map_err(|e| fail(format!("TLS: {e}")))?;
         }
         let labels = [("exporter", exporter), ("endpoint", &*endpoint)];
-        let ok_labels = [("exporter", exporter), ("endpoint", &*endpoint), ("success", "true")];
-        let failed_labels = [("exporter", exporter), ("endpoint", &*endpoint), ("success", "false")];
+        let ok_labels = [
+            ("exporter", exporter),
+            ("endpoint", &*endpoint),
+            ("success", "true"),
+        ];
+        let failed_labels = [
+            ("exporter", exporter),
+            ("endpoint", &*endpoint),
+            ("success", "false"),
+        ];
         Ok(Backend {
             channel: ep.connect_lazy(),
             latency: telemetry.histogram(names::BACKEND_LATENCY, &labels),
@@ -131,7 +148,8 @@ impl Backend {
     pub async fn export(&self, signal: Signal, body: Bytes) -> Result<Ack, BackendError> {
         let started = Instant::now();
         let result = self.call(signal, body).await;
-        self.latency.record(started.elapsed().as_secs_f64() * 1000.0);
+        self.latency
+            .record(started.elapsed().as_secs_f64() * 1000.0);
         match &result {
             Ok(_) => self.succeeded.increment(1),
             Err(_) => self.failed.increment(1),
@@ -157,21 +175,19 @@ impl Backend {
         *request.metadata_mut() = self.settings.headers.clone();
         request.set_timeout(self.settings.timeout);
         let path = PathAndQuery::from_static(signal.grpc_path());
-        let response = tokio::time::timeout(
-            self.settings.timeout,
-            grpc.unary(request, path, RawCodec),
-        )
-        .await
-        .map_err(|_| BackendError {
-            endpoint: self.endpoint.clone(),
-            message: format!("no answer within {:?}", self.settings.timeout),
-            retryable: true,
-        })?
-        .map_err(|status| BackendError {
-            endpoint: self.endpoint.clone(),
-            message: format!("{:?}: {}", status.code(), status.message()),
-            retryable: is_retryable(status.code()),
-        })?;
+        let response =
+            tokio::time::timeout(self.settings.timeout, grpc.unary(request, path, RawCodec))
+                .await
+                .map_err(|_| BackendError {
+                    endpoint: self.endpoint.clone(),
+                    message: format!("no answer within {:?}", self.settings.timeout),
+                    retryable: true,
+                })?
+                .map_err(|status| BackendError {
+                    endpoint: self.endpoint.clone(),
+                    message: format!("{:?}: {}", status.code(), status.message()),
+                    retryable: is_retryable(status.code()),
+                })?;
         Ok(partial_success(signal, response.get_ref()))
     }
 }
@@ -202,7 +218,11 @@ fn partial_success(signal: Signal, body: &Bytes) -> Ack {
         Some(p) if p.rejected_spans > 0 || !p.error_message.is_empty() => Ack {
             rejected: p.rejected_spans.max(0) as u64,
             message: if p.error_message.is_empty() {
-                format!("backend rejected {} {}", p.rejected_spans, signal.item_name())
+                format!(
+                    "backend rejected {} {}",
+                    p.rejected_spans,
+                    signal.item_name()
+                )
             } else {
                 p.error_message
             },

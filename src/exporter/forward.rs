@@ -7,11 +7,9 @@
 //! for a backend that left the pool goes to the key's new owner instead of
 //! being lost.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
 };
 
 use bytes::Bytes;
@@ -95,7 +93,12 @@ impl Forwarder {
         &self.pool
     }
 
-    fn split(&self, signal: Signal, request: &Bytes, pool: &Pool) -> Result<wire::Split, ConsumeError> {
+    fn split(
+        &self,
+        signal: Signal,
+        request: &Bytes,
+        pool: &Pool,
+    ) -> Result<wire::Split, ConsumeError> {
         // Rotates per request: keyless items (logs without a trace id) of one
         // request stay together, and successive requests spread over the ring.
         let keyless = self

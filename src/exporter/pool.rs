@@ -99,7 +99,12 @@ impl PoolHandle {
     pub async fn update(&self, endpoints: &BTreeSet<String>) -> bool {
         let old = self.load();
         if old.ring.endpoints().len() == endpoints.len()
-            && old.ring.endpoints().iter().zip(endpoints).all(|(a, b)| **a == **b)
+            && old
+                .ring
+                .endpoints()
+                .iter()
+                .zip(endpoints)
+                .all(|(a, b)| **a == **b)
         {
             return false;
         }

@@ -135,7 +135,10 @@ impl Queue {
             Sizer::Bytes => request.len() as u64,
         }
         // A request larger than the whole queue still fits when it is empty.
-        .clamp(1, self.settings.queue_size.clamp(1, u32::MAX as usize) as u64) as u32;
+        .clamp(
+            1,
+            self.settings.queue_size.clamp(1, u32::MAX as usize) as u64,
+        ) as u32;
         let permit = if self.settings.block_on_overflow {
             self.room.clone().acquire_many_owned(cost).await.ok()
         } else {
@@ -155,7 +158,9 @@ impl Queue {
                 request,
                 _permit: permit,
             })
-            .map_err(|_| ConsumeError::Unavailable(format!("exporter {}: shutting down", self.name)))?;
+            .map_err(|_| {
+                ConsumeError::Unavailable(format!("exporter {}: shutting down", self.name))
+            })?;
         Ok(Ack::ok())
     }
 }

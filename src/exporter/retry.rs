@@ -106,7 +106,10 @@ mod tests {
 
     #[test]
     fn disabled_never_waits() {
-        let settings = RetrySettings { enabled: false, ..RetrySettings::default() };
+        let settings = RetrySettings {
+            enabled: false,
+            ..RetrySettings::default()
+        };
         assert_eq!(Backoff::new(&settings).next_wait(), None);
     }
 
@@ -122,7 +125,10 @@ mod tests {
         let mut b = Backoff::new(&settings);
         for _ in 0..1000 {
             let w = b.next_wait().unwrap();
-            assert!(w >= Duration::from_millis(500) && w <= Duration::from_millis(1500), "{w:?}");
+            assert!(
+                w >= Duration::from_millis(500) && w <= Duration::from_millis(1500),
+                "{w:?}"
+            );
         }
     }
 }

@@ -2,7 +2,11 @@
 
 use std::sync::Arc;
 
-use crate::{config::{ComponentId, processors::ProcessorConfig}, consumer::Consumer, telemetry::Telemetry};
+use crate::{
+    config::{ComponentId, processors::ProcessorConfig},
+    consumer::Consumer,
+    telemetry::Telemetry,
+};
 
 /// Builds the processor `id` in front of `next`.
 pub fn build(

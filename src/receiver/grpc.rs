@@ -40,8 +40,14 @@ pub async fn serve(
         .initial_stream_window_size(Some(4 << 20))
         .initial_connection_window_size(Some(16 << 20))
         .tcp_nodelay(true)
-        .add_service(ExportService::<TracesSvc>::new(receiver.clone(), max_recv_msg_size))
-        .add_service(ExportService::<MetricsSvc>::new(receiver.clone(), max_recv_msg_size))
+        .add_service(ExportService::<TracesSvc>::new(
+            receiver.clone(),
+            max_recv_msg_size,
+        ))
+        .add_service(ExportService::<MetricsSvc>::new(
+            receiver.clone(),
+            max_recv_msg_size,
+        ))
         .add_service(ExportService::<LogsSvc>::new(receiver, max_recv_msg_size))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
@@ -122,8 +128,10 @@ impl<S: OtlpService> tower::Service<http::Request<Body>> for ExportService<S> {
         let limit = self.max_recv_msg_size;
         Box::pin(async move {
             if req.uri().path() != S::SIGNAL.grpc_path() {
-                return Ok(Status::unimplemented(format!("unknown method {}", req.uri().path()))
-                    .into_http());
+                return Ok(
+                    Status::unimplemented(format!("unknown method {}", req.uri().path()))
+                        .into_http(),
+                );
             }
             let mut grpc = tonic::server::Grpc::new(RawCodec)
                 .accept_compressed(CompressionEncoding::Gzip)

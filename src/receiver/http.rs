@@ -60,9 +60,11 @@ pub fn router(receiver: Arc<Receiver>, max_request_body_size: usize) -> Router {
     for signal in Signal::ALL {
         app = app.route(
             signal.http_path(),
-            post(move |State(s): State<Shared>, headers: HeaderMap, body: Body| async move {
-                export(s, signal, headers, body).await
-            }),
+            post(
+                move |State(s): State<Shared>, headers: HeaderMap, body: Body| async move {
+                    export(s, signal, headers, body).await
+                },
+            ),
         );
     }
     // We enforce the limit ourselves (after inflating, too).
@@ -79,7 +81,13 @@ async fn export(s: Shared, signal: Signal, headers: HeaderMap, body: Body) -> Re
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     let encoding = match content_type.as_str() {
         PROTOBUF => Encoding::Protobuf,
@@ -105,7 +113,11 @@ async fn export(s: Shared, signal: Signal, headers: HeaderMap, body: Body) -> Re
                     &format!("request body larger than {} bytes", s.max_body),
                 )
             } else {
-                error(encoding, StatusCode::BAD_REQUEST, &format!("reading body: {e}"))
+                error(
+                    encoding,
+                    StatusCode::BAD_REQUEST,
+                    &format!("reading body: {e}"),
+                )
             };
         }
     };
@@ -141,7 +153,11 @@ async fn export(s: Shared, signal: Signal, headers: HeaderMap, body: Body) -> Re
 
 /// Inflates a compressed body, refusing to grow past `limit` (a small gzip
 /// body can inflate to gigabytes).
-fn inflate(content_encoding: &str, raw: Bytes, limit: usize) -> Result<Bytes, (StatusCode, String)> {
+fn inflate(
+    content_encoding: &str,
+    raw: Bytes,
+    limit: usize,
+) -> Result<Bytes, (StatusCode, String)> {
     let mut out = Vec::new();
     let read = match content_encoding {
         "" | "identity" => return Ok(raw),
@@ -217,7 +233,7 @@ fn error(encoding: Encoding, code: StatusCode, message: &str) -> Response {
     let grpc_code = match code {
         StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => 3, // INVALID_ARGUMENT
         StatusCode::PAYLOAD_TOO_LARGE | StatusCode::TOO_MANY_REQUESTS => 8, // RESOURCE_EXHAUSTED
-        _ => 14,                                                            // UNAVAILABLE
+        _ => 14,                                                           // UNAVAILABLE
     };
     let mut response = match encoding {
         Encoding::Protobuf => (

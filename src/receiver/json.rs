@@ -11,7 +11,9 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions, DeserializeOptions};
+use prost_reflect::{
+    DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, SerializeOptions,
+};
 
 use crate::{proto::DESCRIPTOR_SET, signal::Signal};
 
@@ -77,7 +79,8 @@ fn hex_ids_to_base64(value: &mut serde_json::Value) -> Result<(), String> {
             for (key, v) in map.iter_mut() {
                 if ID_FIELDS.contains(&key.as_str()) {
                     if let serde_json::Value::String(s) = v {
-                        let raw = decode_hex(s).ok_or_else(|| format!("{key}: not a hex id: {s:?}"))?;
+                        let raw =
+                            decode_hex(s).ok_or_else(|| format!("{key}: not a hex id: {s:?}"))?;
                         *s = encode_base64(&raw);
                     }
                 } else {
@@ -135,7 +138,11 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 fn encode_base64(raw: &[u8]) -> String {
     let mut out = String::with_capacity(raw.len().div_ceil(3) * 4);
     for chunk in raw.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         for i in 0..4 {
             if i <= chunk.len() {
@@ -199,7 +206,11 @@ mod tests {
     fn bad_json_says_what_is_wrong() {
         let e = to_protobuf(Signal::Traces, b"{\"resourceSpans\": 3}").unwrap_err();
         assert!(e.contains("invalid OTLP/JSON traces request"), "{e}");
-        let e = to_protobuf(Signal::Traces, b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"zz\"}]}]}]}").unwrap_err();
+        let e = to_protobuf(
+            Signal::Traces,
+            b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"zz\"}]}]}]}",
+        )
+        .unwrap_err();
         assert!(e.contains("traceId: not a hex id"), "{e}");
         let e = to_protobuf(Signal::Logs, b"not json").unwrap_err();
         assert!(e.starts_with("invalid JSON"), "{e}");

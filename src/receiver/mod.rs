@@ -56,7 +56,11 @@ pub struct Receiver {
 impl Receiver {
     /// A receiver named `name` (its component id) feeding `consumers`
     /// (indexed by [`Signal`]; `None` for a signal no pipeline takes).
-    pub fn new(name: &str, consumers: [Option<Arc<dyn Consumer>>; 3], telemetry: &Telemetry) -> Receiver {
+    pub fn new(
+        name: &str,
+        consumers: [Option<Arc<dyn Consumer>>; 3],
+        telemetry: &Telemetry,
+    ) -> Receiver {
         let counters = Signal::ALL.map(|signal| {
             [Transport::Grpc, Transport::Http].map(|transport| {
                 let labels = [("receiver", name), ("transport", transport.as_str())];
@@ -115,7 +119,9 @@ impl Receiver {
         }
         match consumer.consume(signal, request).await {
             Ok(ack) => {
-                counters.accepted.increment(items.saturating_sub(ack.rejected));
+                counters
+                    .accepted
+                    .increment(items.saturating_sub(ack.rejected));
                 counters.refused.increment(ack.rejected.min(items));
                 Ok(ack)
             }

@@ -11,11 +11,14 @@ use axum::{Router, routing::get};
 use tokio::net::TcpListener;
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 /// Buckets of `otelcol_loadbalancer_backend_latency`, in milliseconds, as the collector's.
-pub const BACKEND_LATENCY_BUCKETS_MS: &[f64] =
-    &[5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0];
+pub const BACKEND_LATENCY_BUCKETS_MS: &[f64] = &[
+    5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0,
+];
 
 /// Default buckets for our own histograms (milliseconds).
 const DEFAULT_BUCKETS_MS: &[f64] = &[
@@ -36,6 +39,96 @@ pub mod names {
     pub const BACKEND_OUTCOME: &str = "otelcol_loadbalancer_backend_outcome_total";
 }
 
+/// `# HELP` text of every metric this crate publishes. A metric missing here
+/// fails `promtool check metrics` (tests run it), so add new ones here.
+const HELP: &[(&str, &str)] = &[
+    (names::NUM_BACKENDS, "Current number of backends in use"),
+    (
+        names::NUM_RESOLUTIONS,
+        "Number of times the resolver has triggered new resolutions",
+    ),
+    (
+        names::NUM_BACKEND_UPDATES,
+        "Number of times the list of backends was updated",
+    ),
+    (
+        names::BACKEND_LATENCY,
+        "Response latency in ms for the backends",
+    ),
+    (
+        names::BACKEND_OUTCOME,
+        "Number of successes and failures for each endpoint",
+    ),
+    (
+        "otelcol_receiver_accepted_spans_total",
+        "Number of spans successfully pushed into the pipeline",
+    ),
+    (
+        "otelcol_receiver_refused_spans_total",
+        "Number of spans that could not be pushed into the pipeline",
+    ),
+    (
+        "otelcol_receiver_accepted_metric_points_total",
+        "Number of metric points successfully pushed into the pipeline",
+    ),
+    (
+        "otelcol_receiver_refused_metric_points_total",
+        "Number of metric points that could not be pushed into the pipeline",
+    ),
+    (
+        "otelcol_receiver_accepted_log_records_total",
+        "Number of log records successfully pushed into the pipeline",
+    ),
+    (
+        "otelcol_receiver_refused_log_records_total",
+        "Number of log records that could not be pushed into the pipeline",
+    ),
+    (
+        "otelcol_exporter_sent_spans_total",
+        "Number of spans successfully sent to destination",
+    ),
+    (
+        "otelcol_exporter_send_failed_spans_total",
+        "Number of spans in failed attempts to send to destination",
+    ),
+    (
+        "otelcol_exporter_sent_metric_points_total",
+        "Number of metric points successfully sent to destination",
+    ),
+    (
+        "otelcol_exporter_send_failed_metric_points_total",
+        "Number of metric points in failed attempts to send to destination",
+    ),
+    (
+        "otelcol_exporter_sent_log_records_total",
+        "Number of log records successfully sent to destination",
+    ),
+    (
+        "otelcol_exporter_send_failed_log_records_total",
+        "Number of log records in failed attempts to send to destination",
+    ),
+    (
+        "otelcol_exporter_enqueue_failed_spans_total",
+        "Number of spans failed to be added to the sending queue",
+    ),
+    (
+        "otelcol_exporter_enqueue_failed_metric_points_total",
+        "Number of metric points failed to be added to the sending queue",
+    ),
+    (
+        "otelcol_exporter_enqueue_failed_log_records_total",
+        "Number of log records failed to be added to the sending queue",
+    ),
+    (
+        "otelcol_exporter_queue_size",
+        "Current size of the retry queue (in batches)",
+    ),
+    (
+        "otelcol_exporter_queue_capacity",
+        "Fixed capacity of the retry queue (in batches)",
+    ),
+];
+
 /// A registry of self-metrics and its Prometheus renderer.
 pub struct Telemetry {
     recorder: PrometheusRecorder,
@@ -55,14 +148,21 @@ impl Telemetry {
             .and_then(|b| b.set_buckets(DEFAULT_BUCKETS_MS));
         // Both bucket lists are non-empty constants, so building cannot fail;
         // fall back to the plain builder rather than panic if that ever changes.
-        let recorder = builder.unwrap_or_else(|_| PrometheusBuilder::new()).build_recorder();
+        let recorder = builder
+            .unwrap_or_else(|_| PrometheusBuilder::new())
+            .build_recorder();
         let handle = recorder.handle();
-        Arc::new(Telemetry { recorder, handle })
+        let telemetry = Telemetry { recorder, handle };
+        for (name, help) in HELP {
+            telemetry.describe(name, help);
+        }
+        Arc::new(telemetry)
     }
 
     /// A counter handle for `name` with `labels`.
     pub fn counter(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Counter {
-        self.recorder.register_counter(&key(name, labels), &METADATA)
+        self.recorder
+            .register_counter(&key(name, labels), &METADATA)
     }
 
     /// A gauge handle for `name` with `labels`.
@@ -72,15 +172,20 @@ impl Telemetry {
 
     /// A histogram handle for `name` with `labels`.
     pub fn histogram(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Histogram {
-        self.recorder.register_histogram(&key(name, labels), &METADATA)
+        self.recorder
+            .register_histogram(&key(name, labels), &METADATA)
     }
 
     /// Sets the `# HELP` text of a metric.
     pub fn describe(&self, name: &'static str, help: &'static str) {
-        // The recorder keys descriptions by the name it renders; counters and
-        // gauges share one namespace, so describing as a counter covers both.
+        let (name, help) = (KeyName::from_const_str(name), SharedString::const_str(help));
+        // The recorder keeps descriptions per kind; a name has one kind, so
+        // describing it as all three is harmless and needs no kind here.
         self.recorder
-            .describe_counter(KeyName::from_const_str(name), None, SharedString::const_str(help));
+            .describe_counter(name.clone(), None, help.clone());
+        self.recorder
+            .describe_gauge(name.clone(), None, help.clone());
+        self.recorder.describe_histogram(name, None, help);
     }
 
     /// Renders every metric in the Prometheus text format.
@@ -116,13 +221,18 @@ pub async fn serve(
             let telemetry = telemetry.clone();
             async move {
                 (
-                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
                     telemetry.render(),
                 )
             }
         }),
     );
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
@@ -149,9 +259,20 @@ mod tests {
     #[test]
     fn latency_uses_collector_buckets() {
         let t = Telemetry::new();
-        t.histogram(names::BACKEND_LATENCY, &[("endpoint", "a:1")]).record(7.0);
+        t.histogram(names::BACKEND_LATENCY, &[("endpoint", "a:1")])
+            .record(7.0);
         let text = t.render();
-        assert!(text.contains("otelcol_loadbalancer_backend_latency_bucket{endpoint=\"a:1\",le=\"5\"} 0"), "{text}");
-        assert!(text.contains("otelcol_loadbalancer_backend_latency_bucket{endpoint=\"a:1\",le=\"10\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "otelcol_loadbalancer_backend_latency_bucket{endpoint=\"a:1\",le=\"5\"} 0"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "otelcol_loadbalancer_backend_latency_bucket{endpoint=\"a:1\",le=\"10\"} 1"
+            ),
+            "{text}"
+        );
     }
 }

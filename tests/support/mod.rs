@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-pub mod gen;
+pub mod requests;
 pub mod sink;
 
 use otlp_lb::{config::Config, service};
@@ -18,8 +18,8 @@ pub async fn start(yaml: &str) -> service::Running {
 /// A first-tier config with one `loadbalancing` exporter per signal over a
 /// static list of `backends`, receivers on port 0, metrics on port 0.
 pub fn first_tier(backends: &[std::net::SocketAddr], extra_exporter_yaml: &str) -> String {
-    let hostnames: Vec<String> = backends.iter().map(|a| format!("      - {a}")).collect();
-    let hostnames = hostnames.join("\n");
+    let hostnames: Vec<String> = backends.iter().map(|a| a.to_string()).collect();
+    let hostnames = format!("[{}]", hostnames.join(", "));
     format!(
         r#"
 receivers:
@@ -33,23 +33,17 @@ exporters:
     protocol: {{ otlp: {{ tls: {{ insecure: true }}, compression: none, timeout: 5s }} }}
     retry_on_failure: {{ enabled: true, initial_interval: 10ms, max_interval: 50ms, max_elapsed_time: 5s }}
     resolver:
-      static:
-        hostnames:
-{hostnames}
+      static: {{ hostnames: {hostnames} }}
   loadbalancing/metrics:
     routing_key: streamID
     protocol: {{ otlp: {{ tls: {{ insecure: true }}, compression: gzip }} }}
     resolver:
-      static:
-        hostnames:
-{hostnames}
+      static: {{ hostnames: {hostnames} }}
   loadbalancing/logs:
     routing_key: traceID
     protocol: {{ otlp: {{ tls: {{ insecure: true }}, compression: zstd }} }}
     resolver:
-      static:
-        hostnames:
-{hostnames}
+      static: {{ hostnames: {hostnames} }}
 {extra_exporter_yaml}
 service:
   telemetry:
@@ -76,7 +70,10 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -99,7 +96,10 @@ pub async fn http_post(
         head.push_str("Transfer-Encoding: chunked\r\n\r\n");
         stream.write_all(head.as_bytes()).await.expect("write");
         for piece in body.chunks(1000) {
-            stream.write_all(format!("{:x}\r\n", piece.len()).as_bytes()).await.expect("write");
+            stream
+                .write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+                .await
+                .expect("write");
             stream.write_all(piece).await.expect("write");
             stream.write_all(b"\r\n").await.expect("write");
         }
@@ -111,15 +111,29 @@ pub async fn http_post(
     }
     let mut buf = Vec::new();
     stream.read_to_end(&mut buf).await.expect("read");
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("headers end");
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers end");
     let head = String::from_utf8_lossy(&buf[..split]).to_string();
     let mut body = buf[split + 4..].to_vec();
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let content_type = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type:").map(|v| v.trim().to_string()))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type:")
+                .map(|v| v.trim().to_string())
+        })
         .unwrap_or_default();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     (status, content_type, body)
@@ -128,8 +142,11 @@ pub async fn http_post(
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else { break };
-        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..eol]).trim(), 16).unwrap_or(0);
+        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..eol]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }
@@ -144,7 +161,11 @@ pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }

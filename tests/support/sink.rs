@@ -56,7 +56,9 @@ struct Svc(Sink);
 impl Sink {
     /// Starts a sink on 127.0.0.1 at a free port.
     pub async fn start() -> Sink {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         Sink::serve(listener).await
     }
 
@@ -119,7 +121,13 @@ impl Sink {
 pub fn attrs_text(attrs: &[otlp_lb::proto::common::v1::KeyValue]) -> String {
     attrs
         .iter()
-        .map(|kv| format!("{}={:?},", kv.key, kv.value.as_ref().and_then(|v| v.value.as_ref())))
+        .map(|kv| {
+            format!(
+                "{}={:?},",
+                kv.key,
+                kv.value.as_ref().and_then(|v| v.value.as_ref())
+            )
+        })
         .collect()
 }
 
@@ -161,13 +169,31 @@ impl MetricsService for Svc {
             for sm in &rm.scope_metrics {
                 for m in &sm.metrics {
                     let points: Vec<String> = match &m.data {
-                        Some(Data::Sum(s)) => s.data_points.iter().map(|p| attrs_text(&p.attributes)).collect(),
-                        Some(Data::Gauge(g)) => g.data_points.iter().map(|p| attrs_text(&p.attributes)).collect(),
-                        Some(Data::Histogram(h)) => h.data_points.iter().map(|p| attrs_text(&p.attributes)).collect(),
-                        Some(Data::ExponentialHistogram(h)) => {
-                            h.data_points.iter().map(|p| attrs_text(&p.attributes)).collect()
-                        }
-                        Some(Data::Summary(s)) => s.data_points.iter().map(|p| attrs_text(&p.attributes)).collect(),
+                        Some(Data::Sum(s)) => s
+                            .data_points
+                            .iter()
+                            .map(|p| attrs_text(&p.attributes))
+                            .collect(),
+                        Some(Data::Gauge(g)) => g
+                            .data_points
+                            .iter()
+                            .map(|p| attrs_text(&p.attributes))
+                            .collect(),
+                        Some(Data::Histogram(h)) => h
+                            .data_points
+                            .iter()
+                            .map(|p| attrs_text(&p.attributes))
+                            .collect(),
+                        Some(Data::ExponentialHistogram(h)) => h
+                            .data_points
+                            .iter()
+                            .map(|p| attrs_text(&p.attributes))
+                            .collect(),
+                        Some(Data::Summary(s)) => s
+                            .data_points
+                            .iter()
+                            .map(|p| attrs_text(&p.attributes))
+                            .collect(),
                         None => Vec::new(),
                     };
                     for p in points {

@@ -8,8 +8,8 @@ use otlp_lb::proto::{
     common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value},
     logs::v1::{LogRecord, ResourceLogs, ScopeLogs},
     metrics::v1::{
-        AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
-        number_data_point,
+        AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+        metric, number_data_point,
     },
     resource::v1::Resource,
     trace::v1::{ResourceSpans, ScopeSpans, Span},
@@ -97,7 +97,8 @@ pub fn traces(
                     ..Default::default()
                 };
                 let rs = match by_service.iter_mut().find(|r| {
-                    r.resource.as_ref().map(|r| &r.attributes[0]) == resource(&service).as_ref().map(|r| &r.attributes[0])
+                    r.resource.as_ref().map(|r| &r.attributes[0])
+                        == resource(&service).as_ref().map(|r| &r.attributes[0])
                 }) {
                     Some(rs) => rs,
                     None => {
@@ -109,27 +110,40 @@ pub fn traces(
                         by_service.last_mut().expect("pushed")
                     }
                 };
-                let ss = match rs.scope_spans.iter_mut().find(|ss| ss.scope.as_ref().map(|s| s.name.as_str()) == Some(scope.as_str())) {
-                    Some(ss) => ss,
-                    None => {
-                        rs.scope_spans.push(ScopeSpans {
-                            scope: Some(InstrumentationScope { name: scope.clone(), ..Default::default() }),
-                            spans: Vec::new(),
-                            schema_url: String::new(),
-                        });
-                        rs.scope_spans.last_mut().expect("pushed")
-                    }
-                };
+                let ss =
+                    match rs.scope_spans.iter_mut().find(|ss| {
+                        ss.scope.as_ref().map(|s| s.name.as_str()) == Some(scope.as_str())
+                    }) {
+                        Some(ss) => ss,
+                        None => {
+                            rs.scope_spans.push(ScopeSpans {
+                                scope: Some(InstrumentationScope {
+                                    name: scope.clone(),
+                                    ..Default::default()
+                                }),
+                                spans: Vec::new(),
+                                schema_url: String::new(),
+                            });
+                            rs.scope_spans.last_mut().expect("pushed")
+                        }
+                    };
                 ss.spans.push(span);
             }
-            ExportTraceServiceRequest { resource_spans: by_service }
+            ExportTraceServiceRequest {
+                resource_spans: by_service,
+            }
         })
         .collect()
 }
 
 /// `metrics` cumulative sums with `streams` attribute sets each, `requests`
 /// requests; every request carries one point of a random subset of streams.
-pub fn metrics(seed: u64, metrics: u64, streams: u64, requests: u64) -> Vec<ExportMetricsServiceRequest> {
+pub fn metrics(
+    seed: u64,
+    metrics: u64,
+    streams: u64,
+    requests: u64,
+) -> Vec<ExportMetricsServiceRequest> {
     let mut rng = Rng::new(seed);
     (0..requests)
         .map(|r| {
@@ -158,7 +172,10 @@ pub fn metrics(seed: u64, metrics: u64, streams: u64, requests: u64) -> Vec<Expo
                 resource_metrics: vec![ResourceMetrics {
                     resource: resource("metrics-svc"),
                     scope_metrics: vec![ScopeMetrics {
-                        scope: Some(InstrumentationScope { name: "meter".into(), ..Default::default() }),
+                        scope: Some(InstrumentationScope {
+                            name: "meter".into(),
+                            ..Default::default()
+                        }),
                         metrics: ms,
                         schema_url: String::new(),
                     }],
@@ -179,7 +196,11 @@ pub fn logs(seed: u64, requests: u64, records: u64) -> Vec<ExportLogsServiceRequ
                     scope: None,
                     log_records: (0..records)
                         .map(|i| LogRecord {
-                            trace_id: if i % 3 == 2 { Vec::new() } else { trace_id(seed, (r * records + i) % 17) },
+                            trace_id: if i % 3 == 2 {
+                                Vec::new()
+                            } else {
+                                trace_id(seed, (r * records + i) % 17)
+                            },
                             body: Some(AnyValue {
                                 value: Some(any_value::Value::StringValue(format!("log {r}-{i}"))),
                             }),
