@@ -10,6 +10,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use prost::Message;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -22,11 +23,14 @@ use tonic::{
 
 use super::{Receiver, Transport};
 use crate::{
-    codec::RawCodec,
+    codec::{self, RawCodec, UnaryBody},
     consumer::{Ack, ConsumeError},
     proto::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse},
     signal::Signal,
 };
+
+/// The largest HTTP/2 frame the protocol allows (2^24 - 1).
+const MAX_FRAME_SIZE: u32 = (1 << 24) - 1;
 
 /// Serves OTLP/gRPC for `receiver` on `listener` until `shutdown` resolves,
 /// then finishes the requests in flight.
@@ -39,6 +43,10 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .initial_stream_window_size(Some(4 << 20))
         .initial_connection_window_size(Some(16 << 20))
+        // Let clients send a request in one DATA frame (nginx allows the
+        // protocol's maximum too): the body then arrives as one buffer and
+        // the message is a slice of it, with no copy to join frames.
+        .max_frame_size(Some(MAX_FRAME_SIZE))
         .tcp_nodelay(true)
         .add_service(ExportService::<TracesSvc>::new(
             receiver.clone(),
@@ -133,10 +141,13 @@ impl<S: OtlpService> tower::Service<http::Request<Body>> for ExportService<S> {
                         .into_http(),
                 );
             }
+            if is_identity(req.headers()) {
+                return Ok(unary_uncompressed(receiver, S::SIGNAL, req, limit).await);
+            }
+            // Compressed requests go through tonic's codec, which inflates.
             let mut grpc = tonic::server::Grpc::new(RawCodec)
                 .accept_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Zstd)
-                .send_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(limit);
             let handler = Export {
                 receiver,
@@ -144,6 +155,59 @@ impl<S: OtlpService> tower::Service<http::Request<Body>> for ExportService<S> {
             };
             Ok(grpc.unary(handler, req).await)
         })
+    }
+}
+
+/// True when the request is not compressed (no `grpc-encoding`, or
+/// `identity`).
+fn is_identity(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("grpc-encoding")
+        .is_none_or(|v| v.as_bytes() == b"identity")
+}
+
+/// An uncompressed unary call without a codec: the body's frames are joined
+/// into one buffer (a slice, not a copy, when the client sent the message in
+/// one frame), and the message is a slice of it.
+async fn unary_uncompressed(
+    receiver: Arc<Receiver>,
+    signal: Signal,
+    req: http::Request<Body>,
+    limit: usize,
+) -> http::Response<Body> {
+    let body = http_body_util::Limited::new(req.into_body(), limit.saturating_add(5));
+    let message = match body.collect().await {
+        Ok(collected) => codec::unframe(collected.to_bytes(), limit),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Status::out_of_range(format!(
+            "Error, decoded message length too large: the limit is: {limit} bytes"
+        ))),
+        Err(e) => Err(Status::internal(format!("reading the request body: {e}"))),
+    };
+    let result = match message {
+        Ok(message) => receiver
+            .receive(signal, Transport::Grpc, message)
+            .await
+            .map_err(status),
+        Err(s) => Err(s),
+    };
+    let framed = result.and_then(|ack| UnaryBody::new(encode_response(&ack)));
+    match framed {
+        Ok(body) => {
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            let mut response = http::Response::new(Body::new(body.with_trailers(trailers)));
+            let headers = response.headers_mut();
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/grpc"),
+            );
+            headers.insert(
+                "grpc-accept-encoding",
+                http::HeaderValue::from_static("gzip,zstd"),
+            );
+            response
+        }
+        Err(s) => s.into_http(),
     }
 }
 
