@@ -11,17 +11,18 @@ use std::{
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
+use http_body_util::BodyExt;
 use metrics::{Counter, Histogram};
 use prost::Message;
 use tonic::{
-    Code, Request,
+    Code, Request, Status,
     codec::CompressionEncoding,
     metadata::MetadataMap,
     transport::{Channel, ClientTlsConfig, Endpoint},
 };
 
 use crate::{
-    codec::RawCodec,
+    codec::{self, RawCodec, UnaryBody},
     consumer::Ack,
     proto::collector::trace::v1::ExportTraceServiceResponse,
     signal::Signal,
@@ -70,6 +71,7 @@ pub struct Backend {
     endpoint: Arc<str>,
     channel: Channel,
     settings: Arc<ClientSettings>,
+    request_headers: http::HeaderMap,
     latency: Histogram,
     succeeded: Counter,
     failed: Counter,
@@ -134,6 +136,7 @@ impl Backend {
             succeeded: telemetry.counter(names::BACKEND_OUTCOME, &ok_labels),
             failed: telemetry.counter(names::BACKEND_OUTCOME, &failed_labels),
             endpoint,
+            request_headers: request_headers(&settings),
             settings,
         })
     }
@@ -158,12 +161,50 @@ impl Backend {
     }
 
     async fn call(&self, signal: Signal, body: Bytes) -> Result<Ack, BackendError> {
+        if self.settings.compression.is_some() {
+            return self.call_compressed(signal, body).await;
+        }
+        let fail = |message: String, retryable: bool| BackendError {
+            endpoint: self.endpoint.clone(),
+            message,
+            retryable,
+        };
+        let mut channel = self.channel.clone();
+        std::future::poll_fn(|cx| tower::Service::poll_ready(&mut channel, cx))
+            .await
+            .map_err(|e| fail(format!("connection not ready: {e}"), true))?;
+        let body = UnaryBody::new(body).map_err(|s| fail(s.message().to_string(), false))?;
+        let mut request = http::Request::new(tonic::body::Body::new(body));
+        *request.method_mut() = http::Method::POST;
+        // The path alone: the channel adds its scheme and authority.
+        *request.uri_mut() = http::Uri::from_static(signal.grpc_path());
+        *request.version_mut() = http::Version::HTTP_2;
+        *request.headers_mut() = self.request_headers.clone();
+        let call = async {
+            let response = tower::Service::call(&mut channel, request)
+                .await
+                .map_err(|e| fail(transport_error(&e), true))?;
+            read_response(signal, response)
+                .await
+                .map_err(|status| fail(describe(&status), is_retryable(status.code())))
+        };
+        tokio::time::timeout(self.settings.timeout, call)
+            .await
+            .map_err(|_| {
+                fail(
+                    format!("no answer within {:?}", self.settings.timeout),
+                    true,
+                )
+            })?
+    }
+
+    /// A compressed call goes through tonic's codec, which deflates.
+    async fn call_compressed(&self, signal: Signal, body: Bytes) -> Result<Ack, BackendError> {
         let mut grpc = tonic::client::Grpc::new(self.channel.clone());
         if let Some(encoding) = self.settings.compression {
             grpc = grpc.send_compressed(encoding);
         }
         grpc = grpc
-            .accept_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
         grpc.ready().await.map_err(|e| BackendError {
@@ -185,11 +226,91 @@ impl Backend {
                 })?
                 .map_err(|status| BackendError {
                     endpoint: self.endpoint.clone(),
-                    message: format!("{:?}: {}", status.code(), status.message()),
+                    message: describe(&status),
                     retryable: is_retryable(status.code()),
                 })?;
         Ok(partial_success(signal, response.get_ref()))
     }
+}
+
+/// The headers of every uncompressed call: gRPC's, the deadline, and the
+/// configured metadata. Built once per backend.
+fn request_headers(settings: &ClientSettings) -> http::HeaderMap {
+    let mut headers = settings.headers.clone().into_headers();
+    let fixed = [("te", "trailers"), ("content-type", "application/grpc")];
+    for (name, value) in fixed {
+        headers.insert(name, http::HeaderValue::from_static(value));
+    }
+    // At most 8 digits: milliseconds up to about 27 hours.
+    let ms = settings.timeout.as_millis().clamp(1, 99_999_999);
+    if let Ok(v) = http::HeaderValue::from_str(&format!("{ms}m")) {
+        headers.insert("grpc-timeout", v);
+    }
+    headers
+}
+
+/// Reads a unary response: the status from the trailers (or from the headers
+/// of a trailers-only response, or the HTTP status), and the partial success.
+async fn read_response(
+    signal: Signal,
+    response: http::Response<tonic::body::Body>,
+) -> Result<Ack, Status> {
+    let (parts, body) = response.into_parts();
+    if let Some(status) = Status::from_header_map(&parts.headers) {
+        // Trailers-only: the status is in the headers and there is no body.
+        return match status.code() {
+            Code::Ok => Ok(Ack::ok()),
+            _ => Err(status),
+        };
+    }
+    if parts.status != http::StatusCode::OK {
+        return Err(Status::new(
+            http_code(parts.status),
+            format!("HTTP status {}", parts.status),
+        ));
+    }
+    let collected = body
+        .collect()
+        .await
+        .map_err(|e| Status::unavailable(format!("reading the response: {e}")))?;
+    let status = collected
+        .trailers()
+        .and_then(Status::from_header_map)
+        .unwrap_or_else(|| Status::unknown("the response has no grpc-status"));
+    if status.code() != Code::Ok {
+        return Err(status);
+    }
+    // A compressed or malformed response body only loses the partial-success
+    // detail; the call itself succeeded.
+    Ok(codec::unframe(collected.to_bytes(), usize::MAX)
+        .map_or_else(|_| Ack::ok(), |m| partial_success(signal, &m)))
+}
+
+/// The gRPC code for a non-200 HTTP status, as gRPC's HTTP mapping gives it.
+fn http_code(status: http::StatusCode) -> Code {
+    match status.as_u16() {
+        400 => Code::Internal,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::Unimplemented,
+        429 | 502 | 503 | 504 => Code::Unavailable,
+        _ => Code::Unknown,
+    }
+}
+
+fn describe(status: &Status) -> String {
+    format!("{:?}: {}", status.code(), status.message())
+}
+
+/// A transport error with its causes, as tonic's status would show it.
+fn transport_error(e: &tonic::transport::Error) -> String {
+    let mut message = format!("Unavailable: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    message
 }
 
 /// The OTLP spec's retryable codes.
