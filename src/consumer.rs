@@ -13,7 +13,7 @@ use std::{future::Future, pin::Pin};
 
 use bytes::Bytes;
 
-use crate::signal::Signal;
+use crate::{signal::Signal, wire};
 
 /// What a consumer accepted. `rejected` items were dropped for a reason the
 /// client cannot fix by retrying (for example a span without a valid trace id);
@@ -70,8 +70,34 @@ impl ConsumeError {
 /// A boxed consume future.
 pub type ConsumeFuture<'a> = Pin<Box<dyn Future<Output = Result<Ack, ConsumeError>> + Send + 'a>>;
 
+/// A boxed [`Consumer::count_and_consume`] future: the number of items the
+/// request held (0 when it was malformed) and the outcome.
+pub type CountedFuture<'a> =
+    Pin<Box<dyn Future<Output = (u64, Result<Ack, ConsumeError>)> + Send + 'a>>;
+
 /// A pipeline stage that takes OTLP requests of one or more signals.
 pub trait Consumer: Send + Sync + 'static {
     /// Takes one request (the encoded `Export*ServiceRequest` of `signal`).
     fn consume(&self, signal: Signal, request: Bytes) -> ConsumeFuture<'_>;
+
+    /// Counts the request's items, for the receiver's accepted and refused
+    /// counters, and takes it unless it is malformed or empty.
+    ///
+    /// The default counts with [`wire::count_items`] first. A stage that
+    /// scans every item anyway (the load-balancing exporter's splitter)
+    /// counts in that scan instead, so the request is read once.
+    fn count_and_consume(&self, signal: Signal, request: Bytes) -> CountedFuture<'_> {
+        Box::pin(async move {
+            match wire::count_items(signal, &request) {
+                Err(e) => (0, Err(malformed(signal, e))),
+                Ok(0) => (0, Ok(Ack::ok())),
+                Ok(items) => (items, self.consume(signal, request).await),
+            }
+        })
+    }
+}
+
+/// The error for a request whose framing is broken.
+pub fn malformed(signal: Signal, e: wire::WireError) -> ConsumeError {
+    ConsumeError::InvalidArgument(format!("malformed {signal} request: {e}"))
 }

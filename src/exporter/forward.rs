@@ -20,7 +20,7 @@ use super::{
     retry::{Backoff, RetrySettings},
 };
 use crate::{
-    consumer::{Ack, ConsumeError, ConsumeFuture, Consumer},
+    consumer::{Ack, ConsumeError, ConsumeFuture, Consumer, CountedFuture, malformed},
     signal::Signal,
     telemetry::Telemetry,
     wire::{self, Part, RoutingKey, Splitter},
@@ -115,11 +115,11 @@ impl Forwarder {
                 })?;
                 splitter
                     .split(request, &mut route, keyless)
-                    .map_err(|e| ConsumeError::InvalidArgument(e.to_string()))
+                    .map_err(|e| malformed(signal, e))
             }
             Routing::Whole => {
-                let items = wire::count_items(signal, request)
-                    .map_err(|e| ConsumeError::InvalidArgument(e.to_string()))?;
+                let items =
+                    wire::count_items(signal, request).map_err(|e| malformed(signal, e))?;
                 Ok(wire::Split {
                     parts: vec![Part {
                         backend: route(keyless),
@@ -136,14 +136,42 @@ impl Forwarder {
     /// Delivers one request; resolves when every part is accepted, rejected
     /// for good, or out of retries.
     pub async fn deliver(&self, signal: Signal, request: Bytes) -> Result<Ack, ConsumeError> {
-        let mut pool = self.pool.load();
+        self.deliver_counted(signal, request).await.1
+    }
+
+    /// [`Forwarder::deliver`], also returning the request's item count, which
+    /// the split computes anyway (0 for a malformed request).
+    async fn deliver_counted(
+        &self,
+        signal: Signal,
+        request: Bytes,
+    ) -> (u64, Result<Ack, ConsumeError>) {
+        let pool = self.pool.load();
         if pool.is_empty() {
-            return Err(ConsumeError::Unavailable(format!(
+            let unavailable = ConsumeError::Unavailable(format!(
                 "exporter {}: no backend available",
                 self.name
-            )));
+            ));
+            return match wire::count_items(signal, &request) {
+                Ok(items) => (items, Err(unavailable)),
+                Err(e) => (0, Err(malformed(signal, e))),
+            };
         }
-        let split = self.split(signal, &request, &pool)?;
+        let split = match self.split(signal, &request, &pool) {
+            Ok(split) => split,
+            Err(e) => return (0, Err(e)),
+        };
+        let items = split.rejected + split.parts.iter().map(|p| p.items).sum::<u64>();
+        (items, self.send_split(signal, pool, split).await)
+    }
+
+    /// Sends the parts of a split, retrying the ones that fail.
+    async fn send_split(
+        &self,
+        signal: Signal,
+        mut pool: Arc<Pool>,
+        split: wire::Split,
+    ) -> Result<Ack, ConsumeError> {
         let mut ack = Ack {
             rejected: split.rejected,
             message: split.message,
@@ -223,5 +251,9 @@ impl Forwarder {
 impl Consumer for Forwarder {
     fn consume(&self, signal: Signal, request: Bytes) -> ConsumeFuture<'_> {
         Box::pin(self.deliver(signal, request))
+    }
+
+    fn count_and_consume(&self, signal: Signal, request: Bytes) -> CountedFuture<'_> {
+        Box::pin(self.deliver_counted(signal, request))
     }
 }

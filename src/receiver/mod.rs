@@ -19,7 +19,6 @@ use crate::{
     consumer::{Ack, ConsumeError, Consumer},
     signal::Signal,
     telemetry::Telemetry,
-    wire,
 };
 
 /// The transport a request came in on, for the `transport` metric label.
@@ -111,13 +110,8 @@ impl Receiver {
             )));
         };
         let counters = &self.counters[signal as usize][transport as usize];
-        let items = wire::count_items(signal, &request).map_err(|e| {
-            ConsumeError::InvalidArgument(format!("malformed {signal} request: {e}"))
-        })?;
-        if items == 0 {
-            return Ok(Ack::ok());
-        }
-        match consumer.consume(signal, request).await {
+        let (items, result) = consumer.count_and_consume(signal, request).await;
+        match result {
             Ok(ack) => {
                 counters
                     .accepted
@@ -126,6 +120,7 @@ impl Receiver {
                 Ok(ack)
             }
             Err(e) => {
+                // A malformed request counts 0 items: nothing to refuse.
                 counters.refused.increment(items);
                 Err(e)
             }
