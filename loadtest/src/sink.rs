@@ -22,7 +22,7 @@ use std::{
 use anyhow::Context;
 use bytes::Bytes;
 use otlp_lb::{
-    consumer::{Ack, ConsumeError, ConsumeFuture, Consumer},
+    consumer::{self, Ack, ConsumeError, ConsumeFuture, Consumer, CountedFuture},
     receiver::{self, Receiver},
     signal::Signal,
     telemetry::Telemetry,
@@ -122,19 +122,30 @@ impl Counting {
     }
 }
 
-impl Consumer for Counting {
-    fn consume(&self, signal: Signal, request: Bytes) -> ConsumeFuture<'_> {
-        let result = wire::count_items(signal, &request)
-            .map(|items| {
+impl Counting {
+    /// Counts once, for both the receiver's counters and the sink's.
+    fn count(&self, signal: Signal, request: &Bytes) -> (u64, Result<Ack, ConsumeError>) {
+        match wire::count_items(signal, request) {
+            Ok(items) => {
                 self.requests.fetch_add(1, Ordering::Relaxed);
                 self.items[signal as usize].fetch_add(items, Ordering::Relaxed);
                 self.bytes
                     .fetch_add(request.len() as u64, Ordering::Relaxed);
-                self.record_traces(signal, &request);
-                Ack::ok()
-            })
-            .map_err(|e| ConsumeError::InvalidArgument(e.to_string()));
-        Box::pin(std::future::ready(result))
+                self.record_traces(signal, request);
+                (items, Ok(Ack::ok()))
+            }
+            Err(e) => (0, Err(consumer::malformed(signal, e))),
+        }
+    }
+}
+
+impl Consumer for Counting {
+    fn consume(&self, signal: Signal, request: Bytes) -> ConsumeFuture<'_> {
+        Box::pin(std::future::ready(self.count(signal, &request).1))
+    }
+
+    fn count_and_consume(&self, signal: Signal, request: Bytes) -> CountedFuture<'_> {
+        Box::pin(std::future::ready(self.count(signal, &request)))
     }
 }
 

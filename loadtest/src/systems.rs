@@ -350,7 +350,7 @@ fn haproxy_config(listen: SocketAddr, sinks: &[SocketAddr]) -> String {
 # HAProxy's cost on 160 KB requests compared with its 64 KiB default.
 global
     nbthread 1
-    maxconn 10000
+    maxconn 4096
     tune.h2.initial-window-size 1048576
 defaults
     mode http
