@@ -6,7 +6,8 @@
 //! de-duplicated endpoint set, so every proxy replica that sees the same
 //! endpoints routes every key the same way without talking to the others.
 //!
-//! Lookups never lock or allocate: a 2^16-entry prefix table narrows the
+//! Lookups never lock or allocate: a prefix table of about one entry per
+//! position (2^8 to 2^16 entries) narrows the
 //! binary search to the handful of positions that share the hash's top bits.
 
 use std::sync::Arc;
@@ -18,7 +19,12 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 /// endpoints it keeps the busiest endpoint within about 10% of the mean.
 pub const DEFAULT_VNODES: usize = 1000;
 
-const PREFIX_BITS: u32 = 16;
+/// Bounds of the prefix table's size, in bits of the hash. The table has
+/// about one entry per position: a lookup then searches one or two
+/// positions, and a small pool's table (4 endpoints: 16 KiB instead of
+/// 256 KiB) stays in cache between requests.
+const MIN_PREFIX_BITS: u32 = 8;
+const MAX_PREFIX_BITS: u32 = 16;
 
 /// An immutable consistent-hash ring over a set of endpoints.
 #[derive(Debug, Clone)]
@@ -28,6 +34,8 @@ pub struct Ring {
     positions: Vec<u64>,
     /// `owners[i]` is the endpoint index that owns `positions[i]`.
     owners: Vec<u32>,
+    /// Top bits of a hash that index `prefix`.
+    prefix_bits: u32,
     /// `prefix[p]` is the index of the first position whose top bits are >= p;
     /// one extra entry at the end equals `positions.len()`.
     prefix: Vec<u32>,
@@ -64,11 +72,13 @@ impl Ring {
 
         let positions: Vec<u64> = points.iter().map(|p| p.0).collect();
         let owners: Vec<u32> = points.iter().map(|p| p.1).collect();
-        let slots = 1usize << PREFIX_BITS;
+        let prefix_bits =
+            (positions.len().max(1).ilog2() + 1).clamp(MIN_PREFIX_BITS, MAX_PREFIX_BITS);
+        let slots = 1usize << prefix_bits;
         let mut prefix = Vec::with_capacity(slots + 1);
         let mut i = 0usize;
         for p in 0..slots as u64 {
-            while i < positions.len() && (positions[i] >> (64 - PREFIX_BITS)) < p {
+            while i < positions.len() && (positions[i] >> (64 - prefix_bits)) < p {
                 i += 1;
             }
             prefix.push(i as u32);
@@ -79,6 +89,7 @@ impl Ring {
             endpoints: names.into_iter().map(Arc::from).collect(),
             positions,
             owners,
+            prefix_bits,
             prefix,
         }
     }
@@ -109,7 +120,7 @@ impl Ring {
         if self.positions.is_empty() {
             return None;
         }
-        let p = (hash >> (64 - PREFIX_BITS)) as usize;
+        let p = (hash >> (64 - self.prefix_bits)) as usize;
         let lo = self.prefix[p] as usize;
         let hi = self.prefix[p + 1] as usize;
         let i = lo + self.positions[lo..hi].partition_point(|&pos| pos < hash);

@@ -206,7 +206,13 @@ impl WireError {
 pub fn decode_varint(buf: &[u8], pos: usize) -> Result<(u64, usize), WireError> {
     match buf.get(pos) {
         Some(&b) if b < 0x80 => Ok((u64::from(b), pos + 1)),
-        _ => decode_varint_slow(buf, pos),
+        // Two bytes: the length of nearly every span, data point and log
+        // record (128 B to 16 KiB).
+        Some(&lo) => match buf.get(pos + 1) {
+            Some(&hi) if hi < 0x80 => Ok((u64::from(lo & 0x7f) | (u64::from(hi) << 7), pos + 2)),
+            _ => decode_varint_slow(buf, pos),
+        },
+        None => decode_varint_slow(buf, pos),
     }
 }
 
