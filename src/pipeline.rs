@@ -19,7 +19,8 @@ use crate::{
     config::{
         ComponentId, Config,
         exporters::{
-            ClientTlsConfig, Compression, ExporterConfig, LoadBalancingExporterConfig,
+            ClientTlsConfig, Compression, ExporterConfig, HttpEncoding, LoadBalancingExporterConfig,
+            OtlpHttpExporterConfig,
             OtlpExporterConfig, QueueConfig, QueueSizer, Resolver, RetryConfig,
             RoutingKey as KeyName,
         },
@@ -29,6 +30,7 @@ use crate::{
     exporter::{
         ClientSettings, Forwarder, PoolHandle, Routing,
         debug::{Debug, Verbosity},
+        otlphttp::{self, BodyCompression, HttpSettings, OtlpHttp},
         queue::{Queue, QueueSettings, Sizer},
         retry::RetrySettings,
     },
@@ -151,9 +153,7 @@ fn build_exporter(
             otlp_exporter(id, otlp, telemetry, built)?,
             &otlp.sending_queue,
         ),
-        ExporterConfig::OtlpHttp(_) => {
-            return Err(BuildError::new(id, "otlphttp is not implemented yet"));
-        }
+        ExporterConfig::OtlpHttp(http) => (otlphttp_exporter(id, http, telemetry)?, &http.sending_queue),
     };
     Ok(with_queue(name, forwarder, queue, telemetry, built))
 }
@@ -241,6 +241,33 @@ fn otlp_exporter(
         retry,
         telemetry,
     )))
+}
+
+fn otlphttp_exporter(
+    id: &ComponentId,
+    http: &OtlpHttpExporterConfig,
+    telemetry: &Arc<Telemetry>,
+) -> Result<Arc<dyn Consumer>, BuildError> {
+    if http.tls.ca_file.is_some() || http.tls.cert_file.is_some() {
+        return Err(BuildError::new(
+            id,
+            "tls.ca_file / cert_file are not supported by the otlphttp exporter yet (system roots only)",
+        ));
+    }
+    let settings = HttpSettings {
+        urls: Signal::ALL.map(|s| http.signal_url(s)),
+        json: http.encoding == HttpEncoding::Json,
+        compression: match http.compression {
+            Compression::None => BodyCompression::None,
+            Compression::Gzip => BodyCompression::Gzip,
+            Compression::Zstd => BodyCompression::Zstd,
+        },
+        headers: otlphttp::headers(&http.headers).map_err(|e| BuildError::new(id, e))?,
+        timeout: http.timeout,
+        retry: retry_settings(&http.retry_on_failure),
+    };
+    let exporter = OtlpHttp::new(id.as_str(), settings, telemetry).map_err(|e| BuildError::new(id, e))?;
+    Ok(Arc::new(exporter))
 }
 
 /// Puts a sending queue in front of `inner` when the config enables one.
