@@ -1,4 +1,8 @@
 //! Processors: the second tier's stateful stages.
+//!
+//! - [`tail_sampling`]: keeps or drops whole traces by policy after a wait.
+
+pub mod tail_sampling;
 
 use std::sync::Arc;
 
@@ -8,7 +12,8 @@ use crate::{
     telemetry::Telemetry,
 };
 
-/// Builds the processor `id` in front of `next`.
+/// Builds the processor `id` in front of `next`; its background tasks (the
+/// decision loop of `tail_sampling`) go into `background`.
 pub fn build(
     id: &ComponentId,
     config: &ProcessorConfig,
@@ -16,6 +21,14 @@ pub fn build(
     telemetry: &Arc<Telemetry>,
     background: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<Arc<dyn Consumer>, String> {
-    let _ = (id, config, next, telemetry, background);
-    Err("processors are not implemented yet".into())
+    match config {
+        ProcessorConfig::TailSampling(c) => {
+            let processor = tail_sampling::TailSampling::new(id.as_str(), c, next, telemetry)?;
+            background.push(tokio::spawn(processor.clone().run()));
+            Ok(processor)
+        }
+        ProcessorConfig::CumulativeToDelta(_) => {
+            Err("cumulativetodelta is not implemented yet".into())
+        }
+    }
 }
