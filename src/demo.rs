@@ -115,7 +115,7 @@ fn demo_trace(seq: u64, service: &str) -> ExportTraceServiceRequest {
     trace_id[..8].copy_from_slice(&start.to_be_bytes());
     trace_id[8..].copy_from_slice(&seq.to_be_bytes());
     let spans = 3 + seq % 6;
-    let slow = seq % 15 == 0;
+    let slow = seq.is_multiple_of(15);
     let spans = (0..spans)
         .map(|i| Span {
             trace_id: trace_id.to_vec(),
@@ -133,7 +133,7 @@ fn demo_trace(seq: u64, service: &str) -> ExportTraceServiceRequest {
             kind: if i == 0 { 2 } else { 1 },
             start_time_unix_nano: start,
             end_time_unix_nano: start + if slow { 1_500_000_000 } else { 20_000_000 },
-            status: (seq % 20 == 0 && i == spans - 1).then(|| Status {
+            status: (seq.is_multiple_of(20) && i == spans - 1).then(|| Status {
                 code: StatusCode::Error as i32,
                 message: "boom".into(),
             }),

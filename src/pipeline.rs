@@ -106,7 +106,14 @@ pub fn build(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Pipelines, B
                 .processors
                 .get(id)
                 .ok_or_else(|| BuildError::new(id, "processor is not configured"))?;
-            head = crate::processor::build(id, processor, head, telemetry, &mut built.background)
+            head = crate::processor::build(
+                id,
+                processor,
+                head,
+                telemetry,
+                &mut built.background,
+                &mut built.drains,
+            )
                 .map_err(|e| BuildError::new(id, e))?;
         }
         for rid in &pipeline.receivers {
@@ -364,10 +371,10 @@ struct FanOut(Vec<Arc<dyn Consumer>>);
 
 /// One consumer for several: itself when there is one.
 pub fn fan_out(mut consumers: Vec<Arc<dyn Consumer>>) -> Arc<dyn Consumer> {
-    if consumers.len() == 1 {
-        if let Some(only) = consumers.pop() {
-            return only;
-        }
+    if consumers.len() == 1
+        && let Some(only) = consumers.pop()
+    {
+        return only;
     }
     Arc::new(FanOut(consumers))
 }

@@ -118,7 +118,7 @@ fn base64_ids_to_hex(value: &mut serde_json::Value) {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |c: u8| match c {
