@@ -1,6 +1,8 @@
 //! Processors: the second tier's stateful stages.
 
-use std::sync::Arc;
+pub mod cumulative_to_delta;
+
+use std::{sync::Arc, time::Duration};
 
 use crate::{
     config::{ComponentId, processors::ProcessorConfig},
@@ -16,6 +18,15 @@ pub fn build(
     telemetry: &Arc<Telemetry>,
     background: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<Arc<dyn Consumer>, String> {
-    let _ = (id, config, next, telemetry, background);
-    Err("processors are not implemented yet".into())
+    match config {
+        ProcessorConfig::CumulativeToDelta(c) => {
+            let processor =
+                cumulative_to_delta::CumulativeToDelta::new(id.as_str(), c, next, telemetry)?;
+            background.push(tokio::spawn(
+                processor.clone().report(Duration::from_secs(5)),
+            ));
+            Ok(processor)
+        }
+        other => Err(format!("{} is not implemented yet", other.type_name())),
+    }
 }
