@@ -4,7 +4,9 @@
 
 pub mod tail_sampling;
 
-use std::sync::Arc;
+pub mod cumulative_to_delta;
+
+use std::{sync::Arc, time::Duration};
 
 use crate::{
     config::{ComponentId, processors::ProcessorConfig},
@@ -27,15 +29,17 @@ pub fn build(
     background: &mut Vec<tokio::task::JoinHandle<()>>,
     drains: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<Arc<dyn Consumer>, String> {
-    let _ = &background;
     match config {
         ProcessorConfig::TailSampling(c) => {
             let processor = tail_sampling::TailSampling::new(id.as_str(), c, next, telemetry)?;
             drains.push(tokio::spawn(processor.clone().run()));
             Ok(processor)
         }
-        ProcessorConfig::CumulativeToDelta(_) => {
-            Err("cumulativetodelta is not implemented yet".into())
+        ProcessorConfig::CumulativeToDelta(c) => {
+            let processor =
+                cumulative_to_delta::CumulativeToDelta::new(id.as_str(), c, next, telemetry)?;
+            background.push(tokio::spawn(processor.clone().report(Duration::from_secs(5))));
+            Ok(processor)
         }
     }
 }

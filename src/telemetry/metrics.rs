@@ -67,6 +67,18 @@ pub mod names {
     /// Counter: sampled spans the next stage did not accept.
     pub const TS_EXPORT_FAILED_SPANS: &str =
         "otelcol_processor_tail_sampling_export_failed_spans_total";
+    /// Gauge: streams a cumulativetodelta processor holds a baseline for.
+    pub const C2D_STREAMS: &str = "otlp_lb_processor_cumulativetodelta_streams";
+    /// Counter: data points of metrics a cumulativetodelta processor converts.
+    pub const C2D_POINTS_RECEIVED: &str =
+        "otlp_lb_processor_cumulativetodelta_points_received_total";
+    /// Counter: of those, points forwarded as deltas.
+    pub const C2D_POINTS_EMITTED: &str = "otlp_lb_processor_cumulativetodelta_points_emitted_total";
+    /// Counter: of those, points dropped, by reason.
+    pub const C2D_POINTS_DROPPED: &str = "otlp_lb_processor_cumulativetodelta_points_dropped_total";
+    /// Counter: streams forgotten after `max_staleness` without a point.
+    pub const C2D_STREAMS_EVICTED: &str =
+        "otlp_lb_processor_cumulativetodelta_streams_evicted_total";
 }
 
 /// `# HELP` text of every metric this crate publishes. A metric missing here
@@ -124,6 +136,26 @@ const HELP: &[(&str, &str)] = &[
     (
         names::TS_EXPORT_FAILED_SPANS,
         "Count of sampled spans the next pipeline stage did not accept",
+    ),
+    (
+        names::C2D_STREAMS,
+        "Number of metric streams the cumulativetodelta processor tracks",
+    ),
+    (
+        names::C2D_POINTS_RECEIVED,
+        "Number of data points of metrics the cumulativetodelta processor converts",
+    ),
+    (
+        names::C2D_POINTS_EMITTED,
+        "Number of data points the cumulativetodelta processor forwarded as deltas",
+    ),
+    (
+        names::C2D_POINTS_DROPPED,
+        "Number of data points the cumulativetodelta processor dropped, by reason",
+    ),
+    (
+        names::C2D_STREAMS_EVICTED,
+        "Number of streams the cumulativetodelta processor forgot after max_staleness",
     ),
     (
         "otelcol_receiver_accepted_spans_total",
