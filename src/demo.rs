@@ -55,6 +55,9 @@ async fn generate_traffic(addr: std::net::SocketAddr) {
     };
     let channel = endpoint.connect_lazy();
     let services = ["checkout", "cart", "payment", "shipping", "frontend"];
+    // The counters start now, after the agents: cumulativetodelta's
+    // `initial_value: auto` then reports their first point as a delta.
+    let started = now_nanos();
     let mut seq: u64 = 0;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -67,7 +70,7 @@ async fn generate_traffic(addr: std::net::SocketAddr) {
         send(
             &channel,
             Signal::Metrics,
-            demo_metrics(seq, &services).encode_to_vec(),
+            demo_metrics(seq, started, &services).encode_to_vec(),
         )
         .await;
     }
@@ -160,7 +163,7 @@ fn demo_trace(seq: u64, service: &str) -> ExportTraceServiceRequest {
 }
 
 /// A cumulative request counter per service and route.
-fn demo_metrics(seq: u64, services: &[&str]) -> ExportMetricsServiceRequest {
+fn demo_metrics(seq: u64, started: u64, services: &[&str]) -> ExportMetricsServiceRequest {
     let now = now_nanos();
     ExportMetricsServiceRequest {
         resource_metrics: services
@@ -183,7 +186,7 @@ fn demo_metrics(seq: u64, services: &[&str]) -> ExportMetricsServiceRequest {
                                 .iter()
                                 .map(|route| NumberDataPoint {
                                     attributes: vec![kv("http.route", route)],
-                                    start_time_unix_nano: 1,
+                                    start_time_unix_nano: started,
                                     time_unix_nano: now,
                                     value: Some(number_data_point::Value::AsInt(seq as i64)),
                                     ..Default::default()
