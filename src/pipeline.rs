@@ -19,10 +19,9 @@ use crate::{
     config::{
         ComponentId, Config,
         exporters::{
-            ClientTlsConfig, Compression, ExporterConfig, HttpEncoding, LoadBalancingExporterConfig,
-            OtlpHttpExporterConfig,
-            OtlpExporterConfig, QueueConfig, QueueSizer, Resolver, RetryConfig,
-            RoutingKey as KeyName,
+            ClientTlsConfig, Compression, ExporterConfig, HttpEncoding,
+            LoadBalancingExporterConfig, OtlpExporterConfig, OtlpHttpExporterConfig, QueueConfig,
+            QueueSizer, Resolver, RetryConfig, RoutingKey as KeyName,
         },
     },
     consumer::{Ack, ConsumeFuture, Consumer},
@@ -114,7 +113,7 @@ pub fn build(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Pipelines, B
                 &mut built.background,
                 &mut built.drains,
             )
-                .map_err(|e| BuildError::new(id, e))?;
+            .map_err(|e| BuildError::new(id, e))?;
         }
         for rid in &pipeline.receivers {
             per_receiver.entry(rid.clone()).or_default()[pid.signal as usize].push(head.clone());
@@ -160,7 +159,9 @@ fn build_exporter(
             otlp_exporter(id, otlp, telemetry, built)?,
             &otlp.sending_queue,
         ),
-        ExporterConfig::OtlpHttp(http) => (otlphttp_exporter(id, http, telemetry)?, &http.sending_queue),
+        ExporterConfig::OtlpHttp(http) => {
+            (otlphttp_exporter(id, http, telemetry)?, &http.sending_queue)
+        }
     };
     Ok(with_queue(name, forwarder, queue, telemetry, built))
 }
@@ -273,7 +274,8 @@ fn otlphttp_exporter(
         timeout: http.timeout,
         retry: retry_settings(&http.retry_on_failure),
     };
-    let exporter = OtlpHttp::new(id.as_str(), settings, telemetry).map_err(|e| BuildError::new(id, e))?;
+    let exporter =
+        OtlpHttp::new(id.as_str(), settings, telemetry).map_err(|e| BuildError::new(id, e))?;
     Ok(Arc::new(exporter))
 }
 

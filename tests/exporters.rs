@@ -5,7 +5,9 @@ mod support;
 
 use std::{sync::atomic::Ordering, time::Duration};
 
-use otlp_lb::{proto::collector::trace::v1::trace_service_client::TraceServiceClient, signal::Signal};
+use otlp_lb::{
+    proto::collector::trace::v1::trace_service_client::TraceServiceClient, signal::Signal,
+};
 use support::{requests, sink::Sink};
 
 fn spans_in(reqs: &[otlp_lb::proto::collector::trace::v1::ExportTraceServiceRequest]) -> usize {
@@ -32,7 +34,9 @@ service:
     ))
     .await;
     let reqs = requests::traces(21, 100, 5, 40);
-    let mut client = TraceServiceClient::connect(format!("http://{}", proxy.grpc["otlp"])).await.unwrap();
+    let mut client = TraceServiceClient::connect(format!("http://{}", proxy.grpc["otlp"]))
+        .await
+        .unwrap();
     for r in &reqs {
         client.export(r.clone()).await.unwrap();
     }
@@ -40,7 +44,11 @@ service:
     proxy.stop().await.unwrap();
     let got = sink.snapshot();
     assert_eq!(got.spans.len(), spans_in(&reqs));
-    assert_eq!(got.requests[0] as usize, reqs.len(), "one backend request per client request");
+    assert_eq!(
+        got.requests[0] as usize,
+        reqs.len(),
+        "one backend request per client request"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,7 +78,9 @@ service:
     ))
     .await;
     let reqs = requests::traces(22, 50, 4, 25);
-    let mut client = TraceServiceClient::connect(format!("http://{}", front.grpc["otlp"])).await.unwrap();
+    let mut client = TraceServiceClient::connect(format!("http://{}", front.grpc["otlp"]))
+        .await
+        .unwrap();
     for r in &reqs {
         let response = client.export(r.clone()).await.unwrap().into_inner();
         assert_eq!(response.partial_success, None);
@@ -79,7 +89,10 @@ service:
     // collector), so the ack means "queued"; stopping drains them.
     front.stop().await.unwrap();
     // Fan-out to both exporters: every span arrives twice, once per encoding.
-    assert_eq!(back.debug["debug"].items(Signal::Traces) as usize, 2 * spans_in(&reqs));
+    assert_eq!(
+        back.debug["debug"].items(Signal::Traces) as usize,
+        2 * spans_in(&reqs)
+    );
     back.stop().await.unwrap();
 }
 
@@ -105,13 +118,18 @@ service:
     ))
     .await;
     let reqs = requests::traces(23, 40, 3, 12);
-    let mut client = TraceServiceClient::connect(format!("http://{}", proxy.grpc["otlp"])).await.unwrap();
+    let mut client = TraceServiceClient::connect(format!("http://{}", proxy.grpc["otlp"]))
+        .await
+        .unwrap();
     for r in &reqs {
         client.export(r.clone()).await.unwrap();
     }
     // Acked while the backend still refuses: the queue holds the data.
     assert!(sink.snapshot().spans.len() < spans_in(&reqs));
     // Shutdown waits for the queue to drain through the retries.
-    tokio::time::timeout(Duration::from_secs(20), proxy.stop()).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(20), proxy.stop())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(sink.snapshot().spans.len(), spans_in(&reqs));
 }

@@ -62,7 +62,11 @@ pub struct OtlpHttp {
 
 impl OtlpHttp {
     /// A new exporter named `name`.
-    pub fn new(name: &str, settings: HttpSettings, telemetry: &Telemetry) -> Result<OtlpHttp, String> {
+    pub fn new(
+        name: &str,
+        settings: HttpSettings,
+        telemetry: &Telemetry,
+    ) -> Result<OtlpHttp, String> {
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
             .map_err(|e| format!("TLS roots: {e}"))?
@@ -102,7 +106,8 @@ impl OtlpHttp {
         let compressed = match self.settings.compression {
             BodyCompression::None => return Ok(plain),
             BodyCompression::Gzip => {
-                let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                 enc.write_all(&plain).and_then(|_| enc.finish())
             }
             BodyCompression::Zstd => zstd::stream::encode_all(&plain[..], 1),
@@ -116,7 +121,11 @@ impl OtlpHttp {
         let mut request = Request::post(url)
             .header(
                 header::CONTENT_TYPE,
-                if self.settings.json { "application/json" } else { "application/x-protobuf" },
+                if self.settings.json {
+                    "application/json"
+                } else {
+                    "application/x-protobuf"
+                },
             )
             .body(Full::new(body))
             .map_err(|e| (false, format!("bad request: {e}")))?;
@@ -136,7 +145,12 @@ impl OtlpHttp {
         request.headers_mut().extend(self.settings.headers.clone());
         let response = tokio::time::timeout(self.settings.timeout, self.client.request(request))
             .await
-            .map_err(|_| (true, format!("no answer within {:?}", self.settings.timeout)))?
+            .map_err(|_| {
+                (
+                    true,
+                    format!("no answer within {:?}", self.settings.timeout),
+                )
+            })?
             .map_err(|e| (true, format!("{e}")))?;
         let status = response.status();
         let body = response
@@ -183,7 +197,10 @@ impl OtlpHttp {
                     }
                     None => {
                         self.failed[signal as usize].increment(items);
-                        return Err(ConsumeError::Unavailable(format!("exporter {}: {message}", self.name)));
+                        return Err(ConsumeError::Unavailable(format!(
+                            "exporter {}: {message}",
+                            self.name
+                        )));
                     }
                 },
                 Err((false, message)) => {

@@ -38,7 +38,9 @@ pub fn build(
         ProcessorConfig::CumulativeToDelta(c) => {
             let processor =
                 cumulative_to_delta::CumulativeToDelta::new(id.as_str(), c, next, telemetry)?;
-            background.push(tokio::spawn(processor.clone().report(Duration::from_secs(5))));
+            background.push(tokio::spawn(
+                processor.clone().report(Duration::from_secs(5)),
+            ));
             Ok(processor)
         }
     }

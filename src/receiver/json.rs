@@ -249,7 +249,9 @@ mod round_trip {
                 resource: Some(Resource {
                     attributes: vec![KeyValue {
                         key: "service.name".into(),
-                        value: Some(AnyValue { value: Some(any_value::Value::StringValue("a".into())) }),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue("a".into())),
+                        }),
                         ..Default::default()
                     }],
                     ..Default::default()
@@ -270,7 +272,8 @@ mod round_trip {
         };
         let bytes = req.encode_to_vec();
         let tree = to_json(Signal::Traces, &bytes).unwrap();
-        let back = to_protobuf(Signal::Traces, tree.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}\n{tree}"));
+        let back = to_protobuf(Signal::Traces, tree.to_string().as_bytes())
+            .unwrap_or_else(|e| panic!("{e}\n{tree}"));
         assert_eq!(ExportTraceServiceRequest::decode(back).unwrap(), req);
     }
 }
