@@ -1306,16 +1306,18 @@ async fn build_wires_the_processor_and_its_report() {
         ..Default::default()
     });
     let out = Arc::new(Recorder::default());
-    let mut background = Vec::new();
+    let (mut background, mut drains) = (Vec::new(), Vec::new());
     let head = crate::processor::build(
         &id,
         &config,
         out.clone(),
         &Telemetry::new(),
         &mut background,
+        &mut drains,
     )
     .unwrap();
     assert_eq!(background.len(), 1);
+    assert!(drains.is_empty(), "cumulativetodelta holds no data between requests");
     let req = one_scope(vec![sum("n", vec![int(&[], S, t(1), 3)])]);
     head.consume(Signal::Metrics, req.encode_to_vec().into())
         .await
