@@ -418,20 +418,23 @@ fn metrics_by_stream_keep_metric_and_data_fields() {
         &cat(&[&ld(1, &ld(1, &kv("service.name", "svc"))), &ld(2, &scope)]),
     );
 
-    // Canonical resource attributes (count, then length-prefixed key and
-    // encoded AnyValue), scope name and version, metric name, canonical point
+    // The metric identity (digest of: the digest of the canonical resource
+    // attributes, i.e. count then length-prefixed key and encoded AnyValue;
+    // scope name and version; metric name), then the canonical point
     // attributes.
     let stream = |host: &str| {
-        let mut k = Vec::new();
-        k.extend(1u32.to_le_bytes());
-        k.extend(12u32.to_le_bytes());
-        k.extend(b"service.name");
-        k.extend(5u32.to_le_bytes());
-        k.extend(ld(1, b"svc"));
+        let mut resource = Vec::new();
+        resource.extend(1u32.to_le_bytes());
+        resource.extend(12u32.to_le_bytes());
+        resource.extend(b"service.name");
+        resource.extend(5u32.to_le_bytes());
+        resource.extend(ld(1, b"svc"));
+        let mut metric = xxh3_128(&resource).to_le_bytes().to_vec();
         for s in [&b"lib"[..], b"1.0", b"requests"] {
-            k.extend((s.len() as u32).to_le_bytes());
-            k.extend(s);
+            metric.extend((s.len() as u32).to_le_bytes());
+            metric.extend(s);
         }
+        let mut k = xxh3_128(&metric).to_le_bytes().to_vec();
         k.extend(1u32.to_le_bytes());
         k.extend(4u32.to_le_bytes());
         k.extend(b"host");
