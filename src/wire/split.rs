@@ -14,8 +14,13 @@
 //! come first, in their original order, then the children in their original
 //! order; protobuf gives no meaning to the order of different fields.
 //!
+//! The scan reads only what routing needs: the container fields, the keys'
+//! fields, and each item up to its key (a span is read up to its first
+//! `trace_id` when routing by `traceID`). Damage in bytes it does not read is
+//! forwarded as it is, for the backend to judge.
+//!
 //! Scratch space (unit descriptors, container descriptors, key buffers) lives
-//! in a per-thread [`Scratch`] reused across calls, so a warmed-up thread
+//! in a per-thread `Scratch` reused across calls, so a warmed-up thread
 //! splits without allocating anything but the output requests and the part
 //! list. A `route` callback that itself splits on the same thread gets a fresh
 //! scratch instead of the shared one.
@@ -48,7 +53,11 @@ pub enum RoutingKey {
     /// metric name and point attributes).
     StreamId,
     /// `attributes`: each item by the values of these attributes, looked up in
-    /// the resource, then the scope, then the item.
+    /// the resource, then the scope, then the item (the first occurrence in
+    /// each). For spans, the names `span.name` and `span.kind` are the span's
+    /// name and kind (as its integer) and take precedence. A string value is
+    /// its text, an int its decimal, a bool `true`/`false`, a double Rust's
+    /// `{}` rendering; any other value is its encoded `AnyValue` bytes.
     Attributes(Vec<String>),
 }
 
@@ -266,13 +275,17 @@ impl Splitter {
     /// `traceID`).
     ///
     /// Keys: `traceID` is the 16 raw bytes; `service` the `service.name`
-    /// value; `resource` the resource attributes in a canonical, order-free
-    /// encoding; `metric` the metric name; `streamID` the metric identity
-    /// (xxh3-128 of the resource identity, itself xxh3-128 of the canonical
-    /// resource attributes, and the scope name, scope version and metric name)
-    /// followed by the canonical point attributes; `attributes` the text `name=value|` for each configured
-    /// name (`name=|` when missing). With `service` and `resource` the whole
-    /// resource message is forwarded verbatim; with `metric` the whole metric.
+    /// value (empty when missing); `resource` the resource attributes in a
+    /// canonical, order-free encoding; `metric` the metric name; `streamID`
+    /// the metric identity (xxh3-128 of the resource identity, itself
+    /// xxh3-128 of the canonical resource attributes, and of the scope name,
+    /// scope version and metric name) followed by the canonical point
+    /// attributes; `attributes` the text `name=value|` for each configured
+    /// name (`name=|` when missing). Canonical attributes are the count, then
+    /// each key and encoded `AnyValue` length-prefixed, sorted by key then
+    /// value. With `service` and `resource` the whole resource message is
+    /// forwarded verbatim (empty scopes included), with `metric` the whole
+    /// metric; resources and metrics without items are left out.
     ///
     /// Items that cannot be routed are rejected (counted, described in
     /// [`Split::message`]) and the rest is forwarded. A malformed request
