@@ -1158,15 +1158,32 @@ impl Attr {
     #[inline]
     fn new(buf: &[u8], key: Range<usize>, value: Range<usize>) -> Self {
         let bytes = bytes_of(buf, key.start, key.end);
-        let mut head = [0u8; 16];
-        let n = bytes.len().min(16);
-        head[..n].copy_from_slice(&bytes[..n]);
         Attr {
-            prefix: u128::from_be_bytes(head),
+            prefix: key_prefix(bytes),
             key: (key.start, key.end),
             value: (value.start, value.end),
         }
     }
+}
+
+/// The first 16 bytes of `bytes`, zero-padded, as a big-endian integer: the
+/// integers order as the byte strings do, up to ties. Built from fixed-size
+/// loads and shifts rather than a copy into a buffer, which the processor
+/// cannot forward to the loads that follow.
+#[inline]
+fn key_prefix(bytes: &[u8]) -> u128 {
+    if let Some(head) = bytes.first_chunk::<16>() {
+        return u128::from_be_bytes(*head);
+    }
+    let (mut prefix, mut shift, rest) = match bytes.split_first_chunk::<8>() {
+        Some((head, rest)) => (u128::from(u64::from_be_bytes(*head)) << 64, 64, rest),
+        None => (0, 128, bytes),
+    };
+    for &b in rest {
+        shift -= 8;
+        prefix |= u128::from(b) << shift;
+    }
+    prefix
 }
 
 /// Appends the canonical encoding of a set of attributes: the count, then each

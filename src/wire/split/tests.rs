@@ -672,6 +672,24 @@ proptest! {
     }
 
     #[test]
+    fn key_prefix_orders_like_the_bytes(
+        a in prop::collection::vec(prop_oneof![Just(0u8), Just(b'a'), any::<u8>()], 0..20),
+        b in prop::collection::vec(prop_oneof![Just(0u8), Just(b'a'), any::<u8>()], 0..20),
+    ) {
+        let (pa, pb) = (key_prefix(&a), key_prefix(&b));
+        if a <= b {
+            prop_assert!(pa <= pb);
+        } else {
+            prop_assert!(pa >= pb);
+        }
+        if a.len() <= 16 && b.len() <= 16 && pa == pb {
+            // Equal prefixes of short keys differ only by trailing zeros.
+            let trim = |v: &[u8]| v.iter().rposition(|&x| x != 0).map_or(0, |i| i + 1);
+            prop_assert_eq!(&a[..trim(&a)], &b[..trim(&b)]);
+        }
+    }
+
+    #[test]
     fn split_never_panics_on_random_bytes(
         bytes in prop::collection::vec(any::<u8>(), 0..512),
         signal in prop::sample::select(Signal::ALL.to_vec()),
