@@ -4,26 +4,49 @@
 //!
 //! ```text
 //! receiver (gRPC, HTTP) -> pipeline -> processor* -> exporter (loadbalancing, otlp, ...)
-//!                                                     |  wire::split by routing key
+//!                                                     |  wire::Splitter cuts by routing key
 //!                                                     |  routing::Ring picks the backend
 //!                                                     v
 //!                                                  backends (pass-through gRPC)
+//!           discovery (static, dns, k8s) --Update stream--> exporter::PoolHandle
 //! ```
 //!
 //! - [`signal`] and [`consumer`]: the signal enum and the one interface between
 //!   stages; requests travel as encoded protobuf [`bytes::Bytes`].
+//! - [`receiver`]: OTLP/gRPC and OTLP/HTTP (protobuf and JSON) front ends.
 //! - [`wire`]: the protobuf wire-format scanner: item counting and the
 //!   request splitter, which cuts a request into one request per backend by
 //!   copying byte ranges, never decoding or re-encoding an item.
 //! - [`routing`]: the immutable consistent-hash ring.
-//! - [`proto`]: prost types generated from the vendored OTLP protos (used by the
-//!   JSON transcoder, the test oracle and test sinks, never on the hot path).
+//! - [`discovery`]: resolvers as streams of endpoint-set updates, and the one
+//!   consumer that turns them into ring swaps.
+//! - [`exporter`]: backend connections, the pool behind `arc-swap`, delivery
+//!   with per-part retry, the sending queue, and the debug exporter.
+//! - [`processor`]: the second tier's stateful processors.
+//! - [`pipeline`]: builds the consumer chains from the config; [`service`]
+//!   binds, runs and shuts everything down; [`demo`] is the embedded demo.
+//! - [`config`]: the collector-shaped YAML config: typed, env-expanded,
+//!   validated with errors that name the key path.
+//! - [`telemetry`]: Prometheus self-metrics with the collector's names, health.
+//! - [`codec`]: the pass-through tonic codec; [`proto`]: prost types generated
+//!   from the vendored OTLP protos (JSON transcoding, processors, test oracle
+//!   and sinks; never the forwarding path).
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod codec;
+pub mod config;
 pub mod consumer;
+pub mod demo;
+pub mod discovery;
+pub mod exporter;
+pub mod pipeline;
+pub mod processor;
 pub mod proto;
+pub mod receiver;
 pub mod routing;
+pub mod service;
 pub mod signal;
+pub mod telemetry;
 pub mod wire;

@@ -1,1 +1,77 @@
-fn main() {}
+//! The `otlp-lb` binary: parse the command line, load the config, run.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use otlp_lb::{config::Config, service};
+use tracing_subscriber::EnvFilter;
+
+/// OTLP-aware consistent-hashing load balancer for OpenTelemetry Collector pools.
+#[derive(Debug, Parser)]
+#[command(name = "otlp-lb", version, about)]
+struct Cli {
+    /// The collector-shaped YAML config to run.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a config and exit: 0 when valid, 1 with the key path and problem otherwise.
+    Validate,
+    /// Run the built-in demo: the first tier in front of local second-tier
+    /// agents, all in this process, on 127.0.0.1.
+    Demo {
+        /// Also run a built-in generator of traces and metrics.
+        #[arg(long)]
+        generate: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    match cli.command {
+        Some(Command::Validate) => {
+            let path = cli.config.context("validate needs --config FILE")?;
+            match Config::load(&path) {
+                Ok(_) => {
+                    println!("{}: valid", path.display());
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", path.display());
+                    std::process::exit(1);
+                }
+            }
+        }
+        Some(Command::Demo { generate }) => runtime()?.block_on(otlp_lb::demo::run(generate)),
+        None => {
+            let path = cli
+                .config
+                .context("usage: otlp-lb --config FILE (or: otlp-lb demo)")?;
+            let config =
+                Config::load(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            runtime()?.block_on(async move {
+                service::run(config, service::shutdown_signal()).await?;
+                Ok(())
+            })
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}

@@ -51,7 +51,10 @@ impl Ring {
         let mut points: Vec<(u64, u32)> = Vec::with_capacity(names.len() * vnodes);
         for (idx, name) in names.iter().enumerate() {
             for replica in 0..vnodes {
-                points.push((xxh3_64_with_seed(name.as_bytes(), replica as u64), idx as u32));
+                points.push((
+                    xxh3_64_with_seed(name.as_bytes(), replica as u64),
+                    idx as u32,
+                ));
             }
         }
         // Ties (astronomically rare) are broken by endpoint index so the ring
@@ -131,7 +134,9 @@ mod tests {
     use super::*;
 
     fn endpoints(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("10.0.{}.{}:4317", i / 250, i % 250)).collect()
+        (0..n)
+            .map(|i| format!("10.0.{}.{}:4317", i / 250, i % 250))
+            .collect()
     }
 
     fn loads(ring: &Ring, keys: u64) -> Vec<u64> {
@@ -210,7 +215,10 @@ mod tests {
             let share = moved as f64 / keys as f64;
             let ideal = 1.0 / (n as f64 + 1.0);
             println!("churn add 1 to {n}: moved {share:.4}, ideal {ideal:.4}");
-            assert!((share - ideal).abs() < ideal * 0.25, "moved {share}, ideal {ideal}");
+            assert!(
+                (share - ideal).abs() < ideal * 0.25,
+                "moved {share}, ideal {ideal}"
+            );
         }
     }
 
@@ -234,7 +242,9 @@ mod tests {
         for n in [10usize, 100, 300] {
             let ring = Ring::new(endpoints(n), DEFAULT_VNODES);
             let ratio = max_over_mean(&loads(&ring, 1_000_000));
-            println!("balance {n} endpoints, {DEFAULT_VNODES} vnodes, 1M keys: max/mean {ratio:.3}");
+            println!(
+                "balance {n} endpoints, {DEFAULT_VNODES} vnodes, 1M keys: max/mean {ratio:.3}"
+            );
             assert!(ratio < 1.2, "max/mean {ratio} at {n} endpoints");
         }
     }

@@ -1,0 +1,77 @@
+//! Extension settings: `health_check`, the only one.
+
+use serde::{Deserialize, Deserializer};
+
+use super::component::ComponentKind;
+use super::de::{Unsupported, null_as_default};
+use super::endpoint::HostPort;
+use super::error::{ConfigError, child};
+
+/// One configured extension, by type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtensionConfig {
+    /// `health_check`.
+    HealthCheck(HealthCheckConfig),
+}
+
+impl ComponentKind for ExtensionConfig {
+    const KIND: &'static str = "extension";
+    const SUPPORTED: &'static [&'static str] = &["health_check"];
+
+    fn deserialize_typed<'de, D: Deserializer<'de>>(
+        type_name: &str,
+        de: D,
+    ) -> Option<Result<Self, D::Error>> {
+        match type_name {
+            "health_check" => Some(null_as_default(de).map(ExtensionConfig::HealthCheck)),
+            _ => None,
+        }
+    }
+}
+
+impl ExtensionConfig {
+    pub(crate) fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        match self {
+            ExtensionConfig::HealthCheck(h) => h.validate(path),
+        }
+    }
+}
+
+/// The HTTP health endpoint: 200 while serving, 503 while starting or draining.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    /// Listen address, `host:port`. Default 0.0.0.0:13133.
+    pub endpoint: String,
+    /// URL path answered. Default `/`.
+    pub path: String,
+    /// Not supported by otlp-lb.
+    pub check_collector_pipeline: Unsupported,
+    /// Not supported by otlp-lb.
+    pub response_body: Unsupported,
+    /// Not supported by otlp-lb.
+    pub tls: Unsupported,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> HealthCheckConfig {
+        HealthCheckConfig {
+            endpoint: "0.0.0.0:13133".into(),
+            path: "/".into(),
+            check_collector_pipeline: Unsupported,
+            response_body: Unsupported,
+            tls: Unsupported,
+        }
+    }
+}
+
+impl HealthCheckConfig {
+    fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        HostPort::parse_listen(&self.endpoint)
+            .map_err(|e| ConfigError::new(child(path, "endpoint"), e))?;
+        if !self.path.starts_with('/') {
+            return Err(ConfigError::new(child(path, "path"), "must start with /"));
+        }
+        Ok(())
+    }
+}

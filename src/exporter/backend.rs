@@ -1,0 +1,243 @@
+//! One backend: a lazily connected gRPC channel to one endpoint of the pool.
+//!
+//! A backend is shared (`Arc`) by the pool that owns it and by every request
+//! in flight to it, so when the resolver removes an endpoint its connection
+//! closes only after the last of those requests has finished.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http::uri::PathAndQuery;
+use metrics::{Counter, Histogram};
+use prost::Message;
+use tonic::{
+    Code, Request,
+    codec::CompressionEncoding,
+    metadata::MetadataMap,
+    transport::{Channel, ClientTlsConfig, Endpoint},
+};
+
+use crate::{
+    codec::RawCodec,
+    consumer::Ack,
+    proto::collector::trace::v1::ExportTraceServiceResponse,
+    signal::Signal,
+    telemetry::{Telemetry, metrics::names},
+};
+
+/// How every backend connection of an exporter is made (the collector's
+/// `protocol.otlp` template, or an `otlp` exporter's own settings).
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// Deadline of one export call.
+    pub timeout: Duration,
+    /// Request compression; `None` sends uncompressed.
+    pub compression: Option<CompressionEncoding>,
+    /// Extra gRPC metadata sent with every call.
+    pub headers: MetadataMap,
+    /// TLS settings; `None` means plaintext (`tls.insecure: true`).
+    pub tls: Option<ClientTlsConfig>,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            timeout: Duration::from_secs(5),
+            compression: None,
+            headers: MetadataMap::new(),
+            tls: None,
+        }
+    }
+}
+
+/// Why one export call to one backend failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{endpoint}: {message}")]
+pub struct BackendError {
+    /// The backend's endpoint.
+    pub endpoint: Arc<str>,
+    /// What went wrong.
+    pub message: String,
+    /// Whether the same data may be sent again (to this or another backend).
+    pub retryable: bool,
+}
+
+/// A connection to one backend endpoint.
+pub struct Backend {
+    endpoint: Arc<str>,
+    channel: Channel,
+    settings: Arc<ClientSettings>,
+    latency: Histogram,
+    succeeded: Counter,
+    failed: Counter,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
+}
+
+impl Backend {
+    /// Prepares a connection to `endpoint` (`host:port`); it is opened on
+    /// first use and re-opened by the channel after failures.
+    pub fn new(
+        endpoint: Arc<str>,
+        settings: Arc<ClientSettings>,
+        exporter: &str,
+        telemetry: &Telemetry,
+    ) -> Result<Backend, BackendError> {
+        let scheme = if settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let fail = |message: String| BackendError {
+            endpoint: endpoint.clone(),
+            message,
+            retryable: false,
+        };
+        let mut ep = Endpoint::from_shared(format!("{scheme}://{endpoint}"))
+            .map_err(|e| fail(format!("invalid endpoint: {e}")))?
+            .tcp_nodelay(true)
+            .connect_timeout(settings.timeout)
+            // Large HTTP/2 windows: a 64 KiB default window stalls every
+            // request of a few hundred KiB on round trips.
+            .initial_stream_window_size(Some(4 << 20))
+            .initial_connection_window_size(Some(16 << 20))
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true);
+        if let Some(tls) = &settings.tls {
+            ep = ep
+                .tls_config(tls.clone())
+                .map_err(|e| fail(format!("TLS: {e}")))?;
+        }
+        let labels = [("exporter", exporter), ("endpoint", &*endpoint)];
+        let ok_labels = [
+            ("exporter", exporter),
+            ("endpoint", &*endpoint),
+            ("success", "true"),
+        ];
+        let failed_labels = [
+            ("exporter", exporter),
+            ("endpoint", &*endpoint),
+            ("success", "false"),
+        ];
+        Ok(Backend {
+            channel: ep.connect_lazy(),
+            latency: telemetry.histogram(names::BACKEND_LATENCY, &labels),
+            succeeded: telemetry.counter(names::BACKEND_OUTCOME, &ok_labels),
+            failed: telemetry.counter(names::BACKEND_OUTCOME, &failed_labels),
+            endpoint,
+            settings,
+        })
+    }
+
+    /// The endpoint, `host:port`.
+    pub fn endpoint(&self) -> &Arc<str> {
+        &self.endpoint
+    }
+
+    /// Sends one encoded `Export*ServiceRequest` and waits for the backend's
+    /// answer. A partial success reported by the backend is passed on.
+    pub async fn export(&self, signal: Signal, body: Bytes) -> Result<Ack, BackendError> {
+        let started = Instant::now();
+        let result = self.call(signal, body).await;
+        self.latency
+            .record(started.elapsed().as_secs_f64() * 1000.0);
+        match &result {
+            Ok(_) => self.succeeded.increment(1),
+            Err(_) => self.failed.increment(1),
+        }
+        result
+    }
+
+    async fn call(&self, signal: Signal, body: Bytes) -> Result<Ack, BackendError> {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        if let Some(encoding) = self.settings.compression {
+            grpc = grpc.send_compressed(encoding);
+        }
+        grpc = grpc
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        grpc.ready().await.map_err(|e| BackendError {
+            endpoint: self.endpoint.clone(),
+            message: format!("connection not ready: {e}"),
+            retryable: true,
+        })?;
+        let mut request = Request::new(body);
+        *request.metadata_mut() = self.settings.headers.clone();
+        request.set_timeout(self.settings.timeout);
+        let path = PathAndQuery::from_static(signal.grpc_path());
+        let response =
+            tokio::time::timeout(self.settings.timeout, grpc.unary(request, path, RawCodec))
+                .await
+                .map_err(|_| BackendError {
+                    endpoint: self.endpoint.clone(),
+                    message: format!("no answer within {:?}", self.settings.timeout),
+                    retryable: true,
+                })?
+                .map_err(|status| BackendError {
+                    endpoint: self.endpoint.clone(),
+                    message: format!("{:?}: {}", status.code(), status.message()),
+                    retryable: is_retryable(status.code()),
+                })?;
+        Ok(partial_success(signal, response.get_ref()))
+    }
+}
+
+/// The OTLP spec's retryable codes.
+fn is_retryable(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Cancelled
+            | Code::DeadlineExceeded
+            | Code::Aborted
+            | Code::OutOfRange
+            | Code::Unavailable
+            | Code::DataLoss
+            | Code::ResourceExhausted
+            | Code::Unknown
+    )
+}
+
+/// Reads a backend's partial success. The three response messages share one
+/// wire shape (`partial_success = 1 { rejected = 1; error_message = 2 }`), so
+/// the trace response type decodes all of them.
+fn partial_success(signal: Signal, body: &Bytes) -> Ack {
+    let Ok(response) = ExportTraceServiceResponse::decode(body.as_ref()) else {
+        return Ack::ok();
+    };
+    match response.partial_success {
+        Some(p) if p.rejected_spans > 0 || !p.error_message.is_empty() => Ack {
+            rejected: p.rejected_spans.max(0) as u64,
+            message: if p.error_message.is_empty() {
+                format!(
+                    "backend rejected {} {}",
+                    p.rejected_spans,
+                    signal.item_name()
+                )
+            } else {
+                p.error_message
+            },
+        },
+        _ => Ack::ok(),
+    }
+}
+
+impl Backend {
+    /// Tries to open the connection now, waiting at most `limit`; a backend
+    /// that is not reachable yet is still usable (it connects on first use).
+    pub async fn warm_up(&self, limit: Duration) {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        if let Ok(Err(e)) = tokio::time::timeout(limit, grpc.ready()).await {
+            tracing::debug!(endpoint = %self.endpoint, "backend not reachable yet: {e}");
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The `debug` exporter: the end of a pipeline that prints what reached it.
+//!
+//! `basic` prints one summary line per signal every few seconds (only when
+//! something arrived), so a busy pipeline does not flood the terminal;
+//! `normal` prints one line per request; `detailed` prints every request as
+//! OTLP/JSON.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+
+use crate::{
+    consumer::{Ack, ConsumeError, ConsumeFuture, Consumer},
+    receiver::json,
+    signal::Signal,
+    wire,
+};
+
+/// How much the debug exporter prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    /// Periodic counts.
+    Basic,
+    /// A line per request.
+    Normal,
+    /// Every request as OTLP/JSON.
+    Detailed,
+}
+
+/// Counts and prints what arrives.
+pub struct Debug {
+    name: String,
+    verbosity: Verbosity,
+    items: [AtomicU64; 3],
+    requests: [AtomicU64; 3],
+}
+
+impl Debug {
+    /// A debug exporter named `name`.
+    pub fn new(name: &str, verbosity: Verbosity) -> Arc<Debug> {
+        Arc::new(Debug {
+            name: name.to_string(),
+            verbosity,
+            items: Default::default(),
+            requests: Default::default(),
+        })
+    }
+
+    /// Items received so far, per signal.
+    pub fn items(&self, signal: Signal) -> u64 {
+        self.items[signal as usize].load(Ordering::Relaxed)
+    }
+
+    /// Prints a summary line per signal every `every` while anything new
+    /// arrived (`basic` verbosity). Runs until dropped.
+    pub async fn report(self: Arc<Self>, every: Duration) {
+        let mut last = [0u64; 3];
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            for signal in Signal::ALL {
+                let now = self.items(signal);
+                let i = signal as usize;
+                if now != last[i] {
+                    tracing::info!(
+                        exporter = %self.name,
+                        "{signal}: {} {} in the last {every:?} ({now} total, {} requests)",
+                        now - last[i],
+                        signal.item_name(),
+                        self.requests[i].load(Ordering::Relaxed),
+                    );
+                    last[i] = now;
+                }
+            }
+        }
+    }
+
+    fn take(&self, signal: Signal, request: Bytes) -> Result<Ack, ConsumeError> {
+        let items = wire::count_items(signal, &request)
+            .map_err(|e| ConsumeError::InvalidArgument(e.to_string()))?;
+        self.items[signal as usize].fetch_add(items, Ordering::Relaxed);
+        self.requests[signal as usize].fetch_add(1, Ordering::Relaxed);
+        match self.verbosity {
+            Verbosity::Basic => {}
+            Verbosity::Normal => {
+                tracing::info!(exporter = %self.name, "{signal}: {items} {}", signal.item_name());
+            }
+            Verbosity::Detailed => match json::to_json(signal, &request) {
+                Ok(tree) => tracing::info!(exporter = %self.name, "{signal}: {tree}"),
+                Err(e) => tracing::warn!(exporter = %self.name, "{signal}: cannot render: {e}"),
+            },
+        }
+        Ok(Ack::ok())
+    }
+}
+
+impl Consumer for Debug {
+    fn consume(&self, signal: Signal, request: Bytes) -> ConsumeFuture<'_> {
+        let result = self.take(signal, request);
+        Box::pin(async move { result })
+    }
+}

@@ -1,0 +1,195 @@
+//! OTLP/gRPC: the three `Export` methods, served with the pass-through codec.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    marker::PhantomData,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use prost::Message;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{
+    Request, Response, Status,
+    body::Body,
+    codec::CompressionEncoding,
+    server::{NamedService, UnaryService},
+};
+
+use super::{Receiver, Transport};
+use crate::{
+    codec::RawCodec,
+    consumer::{Ack, ConsumeError},
+    proto::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse},
+    signal::Signal,
+};
+
+/// Serves OTLP/gRPC for `receiver` on `listener` until `shutdown` resolves,
+/// then finishes the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    receiver: Arc<Receiver>,
+    max_recv_msg_size: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .initial_stream_window_size(Some(4 << 20))
+        .initial_connection_window_size(Some(16 << 20))
+        .tcp_nodelay(true)
+        .add_service(ExportService::<TracesSvc>::new(
+            receiver.clone(),
+            max_recv_msg_size,
+        ))
+        .add_service(ExportService::<MetricsSvc>::new(
+            receiver.clone(),
+            max_recv_msg_size,
+        ))
+        .add_service(ExportService::<LogsSvc>::new(receiver, max_recv_msg_size))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}
+
+/// Ties a service type to its signal and gRPC service name.
+pub trait OtlpService: Send + Sync + 'static {
+    /// The signal.
+    const SIGNAL: Signal;
+    /// The fully qualified gRPC service name.
+    const NAME: &'static str;
+}
+
+/// `opentelemetry.proto.collector.trace.v1.TraceService`.
+pub struct TracesSvc;
+/// `opentelemetry.proto.collector.metrics.v1.MetricsService`.
+pub struct MetricsSvc;
+/// `opentelemetry.proto.collector.logs.v1.LogsService`.
+pub struct LogsSvc;
+
+impl OtlpService for TracesSvc {
+    const SIGNAL: Signal = Signal::Traces;
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+}
+impl OtlpService for MetricsSvc {
+    const SIGNAL: Signal = Signal::Metrics;
+    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+}
+impl OtlpService for LogsSvc {
+    const SIGNAL: Signal = Signal::Logs;
+    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+}
+
+/// One OTLP gRPC service, as a tower service tonic can route to.
+pub struct ExportService<S> {
+    receiver: Arc<Receiver>,
+    max_recv_msg_size: usize,
+    _service: PhantomData<fn() -> S>,
+}
+
+impl<S> Clone for ExportService<S> {
+    fn clone(&self) -> Self {
+        ExportService {
+            receiver: self.receiver.clone(),
+            max_recv_msg_size: self.max_recv_msg_size,
+            _service: PhantomData,
+        }
+    }
+}
+
+impl<S: OtlpService> ExportService<S> {
+    fn new(receiver: Arc<Receiver>, max_recv_msg_size: usize) -> Self {
+        ExportService {
+            receiver,
+            max_recv_msg_size,
+            _service: PhantomData,
+        }
+    }
+}
+
+impl<S: OtlpService> NamedService for ExportService<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S: OtlpService> tower::Service<http::Request<Body>> for ExportService<S> {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let receiver = self.receiver.clone();
+        let limit = self.max_recv_msg_size;
+        Box::pin(async move {
+            if req.uri().path() != S::SIGNAL.grpc_path() {
+                return Ok(
+                    Status::unimplemented(format!("unknown method {}", req.uri().path()))
+                        .into_http(),
+                );
+            }
+            let mut grpc = tonic::server::Grpc::new(RawCodec)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(limit);
+            let handler = Export {
+                receiver,
+                signal: S::SIGNAL,
+            };
+            Ok(grpc.unary(handler, req).await)
+        })
+    }
+}
+
+struct Export {
+    receiver: Arc<Receiver>,
+    signal: Signal,
+}
+
+impl UnaryService<Bytes> for Export {
+    type Response = Bytes;
+    type Future = BoxFuture<Result<Response<Bytes>, Status>>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let receiver = self.receiver.clone();
+        let signal = self.signal;
+        Box::pin(async move {
+            let ack = receiver
+                .receive(signal, Transport::Grpc, request.into_inner())
+                .await
+                .map_err(status)?;
+            Ok(Response::new(encode_response(&ack)))
+        })
+    }
+}
+
+/// The gRPC status for a consume error.
+pub fn status(e: ConsumeError) -> Status {
+    match e {
+        ConsumeError::InvalidArgument(m) => Status::invalid_argument(m),
+        ConsumeError::Unavailable(m) => Status::unavailable(m),
+        ConsumeError::ResourceExhausted(m) => Status::resource_exhausted(m),
+    }
+}
+
+/// Encodes an `Export*ServiceResponse`. The three response messages share
+/// one wire shape, so the trace type encodes all of them.
+pub fn encode_response(ack: &Ack) -> Bytes {
+    if ack.rejected == 0 && ack.message.is_empty() {
+        return Bytes::new();
+    }
+    ExportTraceServiceResponse {
+        partial_success: Some(ExportTracePartialSuccess {
+            rejected_spans: ack.rejected as i64,
+            error_message: ack.message.clone(),
+        }),
+    }
+    .encode_to_vec()
+    .into()
+}

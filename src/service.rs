@@ -1,0 +1,273 @@
+//! The running service: binds every listener, serves, and shuts down in
+//! order.
+//!
+//! Start-up binds all sockets first (so a port conflict fails fast and tests
+//! can use port 0), then serves. Shutdown: health turns 503, receivers stop
+//! accepting and finish their in-flight requests, sending queues drain, and
+//! only then do the background tasks stop.
+
+use std::{collections::BTreeMap, future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+
+use crate::{
+    config::{ComponentId, Config, extensions::ExtensionConfig, receivers::ReceiverConfig},
+    exporter::{PoolHandle, debug::Debug},
+    pipeline::{self, BuildError},
+    receiver::{self, Receiver},
+    telemetry::{
+        Telemetry,
+        health::{self, Health, State},
+    },
+};
+
+/// How long shutdown waits for sending queues to drain.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A listener could not be bound.
+    #[error("{what}: cannot listen on {address}: {source}")]
+    Bind {
+        /// The config key of the listener.
+        what: String,
+        /// The address.
+        address: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The pipelines could not be built.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// A server failed while running.
+    #[error("{0}")]
+    Serve(String),
+}
+
+/// A started service: its bound addresses and a way to stop it.
+pub struct Running {
+    /// OTLP/gRPC address per receiver id.
+    pub grpc: BTreeMap<String, SocketAddr>,
+    /// OTLP/HTTP address per receiver id.
+    pub http: BTreeMap<String, SocketAddr>,
+    /// The Prometheus `/metrics` address, if enabled.
+    pub metrics: Option<SocketAddr>,
+    /// The health-check address, if enabled.
+    pub health: Option<SocketAddr>,
+    /// The service's self-metrics.
+    pub telemetry: Arc<Telemetry>,
+    /// Debug exporters by id.
+    pub debug: BTreeMap<String, Arc<Debug>>,
+    /// Backend pools by exporter id.
+    pub pools: BTreeMap<String, Arc<PoolHandle>>,
+    health_state: Health,
+    stop: watch::Sender<bool>,
+    servers: JoinSet<Result<(), String>>,
+    admin: JoinSet<Result<(), String>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+    drains: Vec<tokio::task::JoinHandle<()>>,
+}
+
+async fn bind(what: &str, address: &str) -> Result<TcpListener, ServiceError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| ServiceError::Bind {
+            what: what.to_string(),
+            address: address.to_string(),
+            source,
+        })
+}
+
+fn local(listener: &TcpListener) -> Result<SocketAddr, ServiceError> {
+    listener
+        .local_addr()
+        .map_err(|e| ServiceError::Serve(e.to_string()))
+}
+
+/// Builds and starts everything `config` describes.
+pub async fn start(config: Config) -> Result<Running, ServiceError> {
+    let telemetry = Telemetry::new();
+    let health_state = Health::new();
+    let (stop, stopped) = watch::channel(false);
+    let until_stopped = move || {
+        let mut rx = stopped.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    // Bind everything before serving anything.
+    let mut admin = JoinSet::new();
+    let mut metrics = None;
+    if let Some(address) = config.metrics_address() {
+        let listener = bind("service.telemetry.metrics", &address).await?;
+        metrics = Some(local(&listener)?);
+        let t = telemetry.clone();
+        let done = until_stopped();
+        admin.spawn(async move {
+            crate::telemetry::metrics::serve(listener, t, done)
+                .await
+                .map_err(|e| e.to_string())
+        });
+    }
+    let mut health_addr = None;
+    for id in &config.service.extensions {
+        if let Some(ExtensionConfig::HealthCheck(hc)) = config.extensions.get(id) {
+            let listener = bind(&format!("extensions.{id}.endpoint"), &hc.endpoint).await?;
+            health_addr = Some(local(&listener)?);
+            let (h, path, done) = (health_state.clone(), hc.path.clone(), until_stopped());
+            admin.spawn(async move {
+                health::serve(listener, path, h, done)
+                    .await
+                    .map_err(|e| e.to_string())
+            });
+        }
+    }
+    let mut listeners = Vec::new();
+    for (id, receiver) in &config.receivers {
+        let ReceiverConfig::Otlp(otlp) = receiver;
+        if let Some(grpc) = &otlp.protocols.grpc {
+            let l = bind(
+                &format!("receivers.{id}.protocols.grpc.endpoint"),
+                &grpc.endpoint,
+            )
+            .await?;
+            listeners.push((id.clone(), true, l, grpc.max_recv_msg_size_bytes() as usize));
+        }
+        if let Some(http) = &otlp.protocols.http {
+            let l = bind(
+                &format!("receivers.{id}.protocols.http.endpoint"),
+                &http.endpoint,
+            )
+            .await?;
+            listeners.push((id.clone(), false, l, http.max_request_body_size as usize));
+        }
+    }
+
+    let built = pipeline::build(&config, &telemetry)?;
+    let mut receivers: BTreeMap<ComponentId, Arc<Receiver>> = BTreeMap::new();
+    for (id, consumers) in built.receivers {
+        receivers.insert(
+            id.clone(),
+            Arc::new(Receiver::new(id.as_str(), consumers, &telemetry)),
+        );
+    }
+
+    let mut servers = JoinSet::new();
+    let (mut grpc, mut http) = (BTreeMap::new(), BTreeMap::new());
+    for (id, is_grpc, listener, limit) in listeners {
+        // A receiver no pipeline uses still listens, as in the collector.
+        let receiver = receivers
+            .entry(id.clone())
+            .or_insert_with(|| Arc::new(Receiver::new(id.as_str(), [None, None, None], &telemetry)))
+            .clone();
+        let addr = local(&listener)?;
+        let done = until_stopped();
+        if is_grpc {
+            grpc.insert(id.to_string(), addr);
+            servers.spawn(async move {
+                receiver::grpc::serve(listener, receiver, limit, done)
+                    .await
+                    .map_err(|e| e.to_string())
+            });
+        } else {
+            http.insert(id.to_string(), addr);
+            servers.spawn(async move {
+                receiver::http::serve(listener, receiver, limit, done)
+                    .await
+                    .map_err(|e| e.to_string())
+            });
+        }
+        tracing::info!(receiver = %id, %addr, "listening ({})", if is_grpc { "OTLP/gRPC" } else { "OTLP/HTTP" });
+    }
+    drop(receivers);
+
+    let mut background = built.background;
+    background.push(tokio::spawn(telemetry.clone().run_upkeep()));
+    health_state.set(State::Ready);
+    Ok(Running {
+        grpc,
+        http,
+        metrics,
+        health: health_addr,
+        telemetry,
+        debug: built
+            .debug
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        pools: built
+            .pools
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        health_state,
+        stop,
+        servers,
+        admin,
+        background,
+        drains: built.drains,
+    })
+}
+
+impl Running {
+    /// Stops accepting, finishes in-flight requests, drains queues, and stops.
+    pub async fn stop(mut self) -> Result<(), ServiceError> {
+        self.health_state.set(State::Draining);
+        let _ = self.stop.send(true);
+        let mut first_error = None;
+        while let Some(result) = self.servers.join_next().await {
+            if let Ok(Err(e)) | Err(e) = result.map_err(|e| e.to_string()) {
+                first_error.get_or_insert(e);
+            }
+        }
+        // The receivers are gone, so the queues' senders are dropped: the
+        // workers send what is left and finish.
+        self.debug.clear();
+        self.pools.clear();
+        let drains = futures::future::join_all(self.drains);
+        if tokio::time::timeout(DRAIN_LIMIT, drains).await.is_err() {
+            tracing::warn!("sending queues did not drain within {DRAIN_LIMIT:?}");
+        }
+        for task in self.background {
+            task.abort();
+        }
+        while self.admin.join_next().await.is_some() {}
+        match first_error {
+            Some(e) => Err(ServiceError::Serve(e)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Starts the service and runs it until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServiceError> {
+    let running = start(config).await?;
+    shutdown.await;
+    tracing::info!("shutting down");
+    running.stop().await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,230 @@
+//! An OTLP/gRPC sink that decodes every request with prost and records what
+//! it got, so tests can check exact delivery and affinity.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
+};
+
+use otlp_lb::proto::collector::{
+    logs::v1::{
+        ExportLogsServiceRequest, ExportLogsServiceResponse,
+        logs_service_server::{LogsService, LogsServiceServer},
+    },
+    metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+        metrics_service_server::{MetricsService, MetricsServiceServer},
+    },
+    trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
+};
+use tonic::{Request, Response, Status, codec::CompressionEncoding};
+
+/// What one sink received.
+#[derive(Debug, Default, Clone)]
+pub struct Received {
+    /// (trace id, span id) of every span.
+    pub spans: Vec<(Vec<u8>, Vec<u8>)>,
+    /// (metric name, data point attribute text) of every number data point.
+    pub points: Vec<(String, String)>,
+    /// (trace id, body text) of every log record.
+    pub logs: Vec<(Vec<u8>, String)>,
+    /// Requests per signal.
+    pub requests: [u64; 3],
+}
+
+/// A running sink.
+#[derive(Clone)]
+pub struct Sink {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// What it received.
+    pub received: Arc<Mutex<Received>>,
+    /// Calls to fail with UNAVAILABLE before accepting again.
+    pub fail_next: Arc<AtomicU32>,
+    shutdown: Arc<tokio::sync::Notify>,
+}
+
+#[derive(Clone)]
+struct Svc(Sink);
+
+impl Sink {
+    /// Starts a sink on 127.0.0.1 at a free port.
+    pub async fn start() -> Sink {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        Sink::serve(listener).await
+    }
+
+    /// Serves on `listener`.
+    pub async fn serve(listener: tokio::net::TcpListener) -> Sink {
+        let sink = Sink {
+            addr: listener.local_addr().expect("addr"),
+            received: Arc::default(),
+            fail_next: Arc::default(),
+            shutdown: Arc::default(),
+        };
+        let svc = Svc(sink.clone());
+        let stop = sink.shutdown.clone();
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(
+                    TraceServiceServer::new(svc.clone())
+                        .accept_compressed(CompressionEncoding::Gzip)
+                        .accept_compressed(CompressionEncoding::Zstd)
+                        .max_decoding_message_size(64 << 20),
+                )
+                .add_service(
+                    MetricsServiceServer::new(svc.clone())
+                        .accept_compressed(CompressionEncoding::Gzip)
+                        .accept_compressed(CompressionEncoding::Zstd),
+                )
+                .add_service(
+                    LogsServiceServer::new(svc)
+                        .accept_compressed(CompressionEncoding::Gzip)
+                        .accept_compressed(CompressionEncoding::Zstd),
+                )
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    async move { stop.notified().await },
+                )
+                .await
+                .ok();
+        });
+        sink
+    }
+
+    /// Stops serving.
+    pub fn stop(&self) {
+        self.shutdown.notify_waiters();
+    }
+
+    /// A copy of what arrived so far.
+    pub fn snapshot(&self) -> Received {
+        self.received.lock().expect("lock").clone()
+    }
+
+    fn should_fail(&self) -> bool {
+        self.fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+/// Renders attributes as `k=v,` text for stream identity in tests.
+pub fn attrs_text(attrs: &[otlp_lb::proto::common::v1::KeyValue]) -> String {
+    attrs
+        .iter()
+        .map(|kv| {
+            format!(
+                "{}={:?},",
+                kv.key,
+                kv.value.as_ref().and_then(|v| v.value.as_ref())
+            )
+        })
+        .collect()
+}
+
+#[tonic::async_trait]
+impl TraceService for Svc {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        if self.0.should_fail() {
+            return Err(Status::unavailable("sink told to fail"));
+        }
+        let mut r = self.0.received.lock().expect("lock");
+        r.requests[0] += 1;
+        for rs in &request.get_ref().resource_spans {
+            for ss in &rs.scope_spans {
+                for span in &ss.spans {
+                    r.spans.push((span.trace_id.clone(), span.span_id.clone()));
+                }
+            }
+        }
+        Ok(Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Svc {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        use otlp_lb::proto::metrics::v1::metric::Data;
+        if self.0.should_fail() {
+            return Err(Status::unavailable("sink told to fail"));
+        }
+        let mut r = self.0.received.lock().expect("lock");
+        r.requests[1] += 1;
+        for rm in &request.get_ref().resource_metrics {
+            for sm in &rm.scope_metrics {
+                for m in &sm.metrics {
+                    let points: Vec<String> = match &m.data {
+                        Some(Data::Sum(s)) => s
+                            .data_points
+                            .iter()
+                            .map(|p| attrs_text(&p.attributes))
+                            .collect(),
+                        Some(Data::Gauge(g)) => g
+                            .data_points
+                            .iter()
+                            .map(|p| attrs_text(&p.attributes))
+                            .collect(),
+                        Some(Data::Histogram(h)) => h
+                            .data_points
+                            .iter()
+                            .map(|p| attrs_text(&p.attributes))
+                            .collect(),
+                        Some(Data::ExponentialHistogram(h)) => h
+                            .data_points
+                            .iter()
+                            .map(|p| attrs_text(&p.attributes))
+                            .collect(),
+                        Some(Data::Summary(s)) => s
+                            .data_points
+                            .iter()
+                            .map(|p| attrs_text(&p.attributes))
+                            .collect(),
+                        None => Vec::new(),
+                    };
+                    for p in points {
+                        r.points.push((m.name.clone(), p));
+                    }
+                }
+            }
+        }
+        Ok(Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Svc {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        if self.0.should_fail() {
+            return Err(Status::unavailable("sink told to fail"));
+        }
+        let mut r = self.0.received.lock().expect("lock");
+        r.requests[2] += 1;
+        for rl in &request.get_ref().resource_logs {
+            for sl in &rl.scope_logs {
+                for rec in &sl.log_records {
+                    let body = format!("{:?}", rec.body.as_ref().and_then(|b| b.value.as_ref()));
+                    r.logs.push((rec.trace_id.clone(), body));
+                }
+            }
+        }
+        Ok(Response::new(ExportLogsServiceResponse::default()))
+    }
+}
