@@ -1317,7 +1317,10 @@ async fn build_wires_the_processor_and_its_report() {
     )
     .unwrap();
     assert_eq!(background.len(), 1);
-    assert!(drains.is_empty(), "cumulativetodelta holds no data between requests");
+    assert!(
+        drains.is_empty(),
+        "cumulativetodelta holds no data between requests"
+    );
     let req = one_scope(vec![sum("n", vec![int(&[], S, t(1), 3)])]);
     head.consume(Signal::Metrics, req.encode_to_vec().into())
         .await
