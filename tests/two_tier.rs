@@ -282,6 +282,9 @@ fn metric_rounds(
     (requests, truth)
 }
 
+/// Per trace id: the sinks it reached, its distinct span ids, spans counted.
+type TraceArrivals = BTreeMap<Vec<u8>, (BTreeSet<usize>, BTreeSet<Vec<u8>>, usize)>;
+
 #[derive(Debug, Default)]
 struct Outcome {
     error_traces_whole: usize,
@@ -340,8 +343,7 @@ async fn run(
     stop().await;
 
     let mut outcome = Outcome::default();
-    let mut spans_by_trace: BTreeMap<Vec<u8>, (BTreeSet<usize>, BTreeSet<Vec<u8>>, usize)> =
-        BTreeMap::new();
+    let mut spans_by_trace: TraceArrivals = BTreeMap::new();
     let mut streams: BTreeMap<(String, String), (BTreeSet<usize>, f64)> = BTreeMap::new();
     for (n, sink) in sinks.iter().enumerate() {
         let got = sink.snapshot();
