@@ -241,11 +241,15 @@ mod tests {
 
     #[test]
     fn merge_adds_counts_and_errors() {
-        let mut a = Tally::default();
-        a.ok = 2;
+        let mut a = Tally {
+            ok: 2,
+            ..Default::default()
+        };
         a.errors.insert("grpc:Unavailable".into(), 1);
-        let mut b = Tally::default();
-        b.ok = 3;
+        let mut b = Tally {
+            ok: 3,
+            ..Default::default()
+        };
         b.errors.insert("grpc:Unavailable".into(), 2);
         b.record(Duration::from_millis(1));
         a.merge(&b);

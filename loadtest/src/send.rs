@@ -324,7 +324,7 @@ impl Phase<'_> {
 
 /// Runs a load test and returns its summary.
 pub async fn run(opts: &Options) -> anyhow::Result<Summary> {
-    if opts.rate.is_some_and(|r| !(r > 0.0)) {
+    if opts.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
         bail!("--rate must be positive");
     }
     let requests = workload::build(&opts.shape);
