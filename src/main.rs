@@ -69,8 +69,17 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// A multi-threaded runtime, or a single-threaded one when the process may
+/// use only one core (a CPU quota of one, or pinned with taskset): there,
+/// work stealing and cross-thread wake-ups are pure overhead.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut builder = if cores == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder
         .enable_all()
         .build()
         .context("starting the async runtime")
