@@ -63,7 +63,8 @@ fn cpu(area: &DrawingArea<SVGBackend, Shift>, r: &Results) -> Result<(), Failure
         .x_label_area_size(36)
         .y_label_area_size(60)
         .build_cartesian_2d(
-            (0..names.len()).into_segmented(),
+            // A segmented `0..n` has n + 1 slots; `0..n - 1` has n.
+            (0..names.len().saturating_sub(1)).into_segmented(),
             (floor..top * 2.0).log_scale(),
         )?;
     chart
@@ -122,7 +123,7 @@ fn latency(area: &DrawingArea<SVGBackend, Shift>, r: &Results) -> Result<(), Fai
         .x_label_area_size(36)
         .y_label_area_size(60)
         .build_cartesian_2d(
-            (0..LABELS.len()).into_segmented(),
+            (0..LABELS.len() - 1).into_segmented(),
             (floor..top * 2.0).log_scale(),
         )?;
     chart

@@ -103,6 +103,10 @@ pub struct Args {
     /// Write all measurements as JSON here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Run nothing: read the measurements of an earlier `--json` and write
+    /// the table, the chart and the guard verdict from them.
+    #[arg(long, value_name = "FILE")]
+    from_json: Option<PathBuf>,
 }
 
 /// The measurements of one system.
@@ -398,6 +402,11 @@ async fn start_sinks(
 
 /// Runs the comparison.
 pub async fn run(mut a: Args) -> anyhow::Result<()> {
+    if let Some(path) = &a.from_json {
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let results: Results = serde_json::from_slice(&text)?;
+        return report(&a, &results);
+    }
     if a.quick {
         a.warmup = 1.0;
         a.duration = 3.0;
@@ -660,21 +669,29 @@ pub async fn run(mut a: Args) -> anyhow::Result<()> {
     results.load_after = shell("uptime", &[]);
     results.rows = running.into_iter().map(|(_, _, _, r)| r).collect();
 
-    let table = markdown(&results);
+    report(&a, &results)
+}
+
+/// Prints and writes the table, the chart and the JSON, and applies the
+/// guard.
+fn report(a: &Args, results: &Results) -> anyhow::Result<()> {
+    let table = markdown(results);
     println!("{table}");
     if let Some(path) = &a.markdown {
         std::fs::write(path, &table).with_context(|| format!("writing {}", path.display()))?;
     }
-    if let Some(path) = &a.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&results)?)
+    if let Some(path) = &a.json
+        && a.from_json.is_none()
+    {
+        std::fs::write(path, serde_json::to_vec_pretty(results)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &a.svg {
-        chart::write(path, &results)
+        chart::write(path, results)
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
     }
     if let Some(limit) = a.guard {
-        guard(&results, limit)?;
+        guard(results, limit)?;
     }
     Ok(())
 }
