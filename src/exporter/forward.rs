@@ -118,8 +118,7 @@ impl Forwarder {
                     .map_err(|e| malformed(signal, e))
             }
             Routing::Whole => {
-                let items =
-                    wire::count_items(signal, request).map_err(|e| malformed(signal, e))?;
+                let items = wire::count_items(signal, request).map_err(|e| malformed(signal, e))?;
                 Ok(wire::Split {
                     parts: vec![Part {
                         backend: route(keyless),
@@ -148,10 +147,8 @@ impl Forwarder {
     ) -> (u64, Result<Ack, ConsumeError>) {
         let pool = self.pool.load();
         if pool.is_empty() {
-            let unavailable = ConsumeError::Unavailable(format!(
-                "exporter {}: no backend available",
-                self.name
-            ));
+            let unavailable =
+                ConsumeError::Unavailable(format!("exporter {}: no backend available", self.name));
             return match wire::count_items(signal, &request) {
                 Ok(items) => (items, Err(unavailable)),
                 Err(e) => (0, Err(malformed(signal, e))),
