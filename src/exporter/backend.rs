@@ -1,4 +1,5 @@
-//! One backend: a lazily connected gRPC channel to one endpoint of the pool.
+//! One backend: a gRPC channel to one endpoint of the pool, connected when
+//! the endpoint joins (or on first use, if it could not be reached then).
 //!
 //! A backend is shared (`Arc`) by the pool that owns it and by every request
 //! in flight to it, so when the resolver removes an endpoint its connection
@@ -92,6 +93,42 @@ impl Backend {
         exporter: &str,
         telemetry: &Telemetry,
     ) -> Result<Backend, BackendError> {
+        let channel = Self::transport(&endpoint, &settings)?.connect_lazy();
+        Ok(Self::with_channel(
+            endpoint, channel, settings, exporter, telemetry,
+        ))
+    }
+
+    /// Like [`Backend::new`], but opens the connection now, waiting at most
+    /// `limit`: a new member of the pool is connected before the ring that
+    /// routes to it is published. A backend that cannot be reached in time
+    /// is still returned; it connects on first use, like one from `new`.
+    pub async fn connect(
+        endpoint: Arc<str>,
+        settings: Arc<ClientSettings>,
+        exporter: &str,
+        telemetry: &Telemetry,
+        limit: Duration,
+    ) -> Result<Backend, BackendError> {
+        let ep = Self::transport(&endpoint, &settings)?;
+        let channel = match tokio::time::timeout(limit, ep.connect()).await {
+            Ok(Ok(channel)) => channel,
+            Ok(Err(e)) => {
+                tracing::debug!(%endpoint, "backend not reachable yet: {e}");
+                ep.connect_lazy()
+            }
+            Err(_) => {
+                tracing::debug!(%endpoint, "backend not reachable within {limit:?}");
+                ep.connect_lazy()
+            }
+        };
+        Ok(Self::with_channel(
+            endpoint, channel, settings, exporter, telemetry,
+        ))
+    }
+
+    /// The tonic endpoint for `endpoint` with the exporter's settings.
+    fn transport(endpoint: &Arc<str>, settings: &ClientSettings) -> Result<Endpoint, BackendError> {
         let scheme = if settings.tls.is_some() {
             "https"
         } else {
@@ -117,6 +154,16 @@ impl Backend {
                 .tls_config(tls.clone())
                 .map_err(|e| fail(format!("TLS: {e}")))?;
         }
+        Ok(ep)
+    }
+
+    fn with_channel(
+        endpoint: Arc<str>,
+        channel: Channel,
+        settings: Arc<ClientSettings>,
+        exporter: &str,
+        telemetry: &Telemetry,
+    ) -> Backend {
         let labels = [("exporter", exporter), ("endpoint", &*endpoint)];
         let ok_labels = [
             ("exporter", exporter),
@@ -128,14 +175,14 @@ impl Backend {
             ("endpoint", &*endpoint),
             ("success", "false"),
         ];
-        Ok(Backend {
-            channel: ep.connect_lazy(),
+        Backend {
+            channel,
             latency: telemetry.histogram(names::BACKEND_LATENCY, &labels),
             succeeded: telemetry.counter(names::BACKEND_OUTCOME, &ok_labels),
             failed: telemetry.counter(names::BACKEND_OUTCOME, &failed_labels),
             endpoint,
             settings,
-        })
+        }
     }
 
     /// The endpoint, `host:port`.
@@ -228,16 +275,5 @@ fn partial_success(signal: Signal, body: &Bytes) -> Ack {
             },
         },
         _ => Ack::ok(),
-    }
-}
-
-impl Backend {
-    /// Tries to open the connection now, waiting at most `limit`; a backend
-    /// that is not reachable yet is still usable (it connects on first use).
-    pub async fn warm_up(&self, limit: Duration) {
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-        if let Ok(Err(e)) = tokio::time::timeout(limit, grpc.ready()).await {
-            tracing::debug!(endpoint = %self.endpoint, "backend not reachable yet: {e}");
-        }
     }
 }
