@@ -12,7 +12,7 @@ pub mod k8s;
 
 use std::{collections::BTreeSet, pin::Pin, sync::Arc};
 
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use metrics::Counter;
 
 use crate::{
@@ -96,10 +96,30 @@ impl Resolutions {
 
 /// The ring builder: applies every update to the membership and swaps a new
 /// pool in whenever the set changed. Runs until the stream ends.
+///
+/// Updates that are already waiting when one arrives (a burst from a
+/// resolver, or ones that queued while the previous pool was being built)
+/// are applied together, so a burst costs one ring build and one swap.
 pub async fn run(mut updates: Updates, pool: Arc<PoolHandle>) {
     let mut membership = Membership::default();
-    while let Some(update) = updates.next().await {
-        if membership.apply(update) {
+    let mut open = true;
+    while open {
+        let Some(update) = updates.next().await else {
+            break;
+        };
+        let mut changed = membership.apply(update);
+        loop {
+            match updates.next().now_or_never() {
+                Some(Some(update)) => changed |= membership.apply(update),
+                Some(None) => {
+                    open = false;
+                    break;
+                }
+                None => break,
+            }
+        }
+        if changed {
+            tracing::debug!(endpoints = ?membership.endpoints(), "endpoint set changed");
             pool.update(membership.endpoints()).await;
         }
     }
