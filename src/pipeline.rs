@@ -73,8 +73,9 @@ pub struct Pipelines {
 }
 
 /// Builds every pipeline of `config`. Must run inside a tokio runtime
-/// (resolvers and queues start tasks).
-pub fn build(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Pipelines, BuildError> {
+/// (resolvers and queues start tasks); awaits what resolvers need before
+/// they can start (the `k8s` resolver's client and first list).
+pub async fn build(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Pipelines, BuildError> {
     let mut built = Pipelines::default();
     let mut exporters: BTreeMap<ComponentId, Arc<dyn Consumer>> = BTreeMap::new();
     for (id, exporter) in &config.exporters {
@@ -82,7 +83,7 @@ pub fn build(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Pipelines, B
         if signals.is_empty() {
             continue; // configured but unused, as the collector allows
         }
-        let consumer = build_exporter(id, exporter, &signals, telemetry, &mut built)?;
+        let consumer = build_exporter(id, exporter, &signals, telemetry, &mut built).await?;
         exporters.insert(id.clone(), consumer);
     }
 
@@ -119,7 +120,7 @@ pub fn build(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Pipelines, B
     Ok(built)
 }
 
-fn build_exporter(
+async fn build_exporter(
     id: &ComponentId,
     config: &ExporterConfig,
     signals: &std::collections::BTreeSet<Signal>,
@@ -144,7 +145,7 @@ fn build_exporter(
             return Ok(exporter);
         }
         ExporterConfig::LoadBalancing(lb) => (
-            load_balancer(id, lb, signals, telemetry, built)?,
+            load_balancer(id, lb, signals, telemetry, built).await?,
             &lb.sending_queue,
         ),
         ExporterConfig::Otlp(otlp) => (
@@ -158,7 +159,7 @@ fn build_exporter(
     Ok(with_queue(name, forwarder, queue, telemetry, built))
 }
 
-fn load_balancer(
+async fn load_balancer(
     id: &ComponentId,
     lb: &LoadBalancingExporterConfig,
     signals: &std::collections::BTreeSet<Signal>,
@@ -184,9 +185,9 @@ fn load_balancer(
             discovery::fixed::resolve(&hostnames, resolutions)
         }
         Resolver::Dns(dns) => discovery::dns::resolve(dns, resolutions),
-        Resolver::K8s(k8s) => {
-            discovery::k8s::resolve(k8s, resolutions).map_err(|e| BuildError::new(id, e))?
-        }
+        Resolver::K8s(k8s) => discovery::k8s::resolve(k8s, resolutions)
+            .await
+            .map_err(|e| BuildError::new(id, e))?,
     };
     built
         .background
