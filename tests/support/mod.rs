@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod k8s_api;
 pub mod requests;
 pub mod sink;
 
