@@ -15,7 +15,7 @@ use http::uri::PathAndQuery;
 use metrics::{Counter, Histogram};
 use prost::Message;
 use tonic::{
-    Code, Request,
+    Code, Request, Status,
     codec::CompressionEncoding,
     metadata::MetadataMap,
     transport::{Channel, ClientTlsConfig, Endpoint},
@@ -233,10 +233,34 @@ impl Backend {
                 .map_err(|status| BackendError {
                     endpoint: self.endpoint.clone(),
                     message: format!("{:?}: {}", status.code(), status.message()),
-                    retryable: is_retryable(status.code()),
+                    retryable: may_retry(&status),
                 })?;
         Ok(partial_success(signal, response.get_ref()))
     }
+}
+
+/// Whether data whose call failed with `status` may be sent again: the OTLP
+/// spec's retryable codes, and calls that a backend going away refused.
+fn may_retry(status: &Status) -> bool {
+    is_retryable(status.code()) || refused_by_go_away(status)
+}
+
+/// A call that failed because the server sent HTTP/2 GOAWAY before taking
+/// its stream: such a stream was never processed (RFC 9113, section 6.8),
+/// so sending the data again (to whichever backend now owns it) cannot
+/// duplicate anything. A backend shutting down gracefully refuses calls
+/// this way; tonic reports them as INTERNAL, which alone is not retryable.
+fn refused_by_go_away(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.downcast_ref::<h2::Error>()
+            .is_some_and(h2::Error::is_go_away)
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// The OTLP spec's retryable codes.
