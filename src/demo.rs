@@ -55,6 +55,9 @@ async fn generate_traffic(addr: std::net::SocketAddr) {
     };
     let channel = endpoint.connect_lazy();
     let services = ["checkout", "cart", "payment", "shipping", "frontend"];
+    // The counters start now, after the agents: cumulativetodelta's
+    // `initial_value: auto` then reports their first point as a delta.
+    let started = now_nanos();
     let mut seq: u64 = 0;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -67,7 +70,7 @@ async fn generate_traffic(addr: std::net::SocketAddr) {
         send(
             &channel,
             Signal::Metrics,
-            demo_metrics(seq, &services).encode_to_vec(),
+            demo_metrics(seq, started, &services).encode_to_vec(),
         )
         .await;
     }
@@ -115,7 +118,7 @@ fn demo_trace(seq: u64, service: &str) -> ExportTraceServiceRequest {
     trace_id[..8].copy_from_slice(&start.to_be_bytes());
     trace_id[8..].copy_from_slice(&seq.to_be_bytes());
     let spans = 3 + seq % 6;
-    let slow = seq % 15 == 0;
+    let slow = seq.is_multiple_of(15);
     let spans = (0..spans)
         .map(|i| Span {
             trace_id: trace_id.to_vec(),
@@ -133,7 +136,7 @@ fn demo_trace(seq: u64, service: &str) -> ExportTraceServiceRequest {
             kind: if i == 0 { 2 } else { 1 },
             start_time_unix_nano: start,
             end_time_unix_nano: start + if slow { 1_500_000_000 } else { 20_000_000 },
-            status: (seq % 20 == 0 && i == spans - 1).then(|| Status {
+            status: (seq.is_multiple_of(20) && i == spans - 1).then(|| Status {
                 code: StatusCode::Error as i32,
                 message: "boom".into(),
             }),
@@ -160,7 +163,7 @@ fn demo_trace(seq: u64, service: &str) -> ExportTraceServiceRequest {
 }
 
 /// A cumulative request counter per service and route.
-fn demo_metrics(seq: u64, services: &[&str]) -> ExportMetricsServiceRequest {
+fn demo_metrics(seq: u64, started: u64, services: &[&str]) -> ExportMetricsServiceRequest {
     let now = now_nanos();
     ExportMetricsServiceRequest {
         resource_metrics: services
@@ -183,7 +186,7 @@ fn demo_metrics(seq: u64, services: &[&str]) -> ExportMetricsServiceRequest {
                                 .iter()
                                 .map(|route| NumberDataPoint {
                                     attributes: vec![kv("http.route", route)],
-                                    start_time_unix_nano: 1,
+                                    start_time_unix_nano: started,
                                     time_unix_nano: now,
                                     value: Some(number_data_point::Value::AsInt(seq as i64)),
                                     ..Default::default()

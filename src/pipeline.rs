@@ -19,9 +19,9 @@ use crate::{
     config::{
         ComponentId, Config,
         exporters::{
-            ClientTlsConfig, Compression, ExporterConfig, LoadBalancingExporterConfig,
-            OtlpExporterConfig, QueueConfig, QueueSizer, Resolver, RetryConfig,
-            RoutingKey as KeyName,
+            ClientTlsConfig, Compression, ExporterConfig, HttpEncoding,
+            LoadBalancingExporterConfig, OtlpExporterConfig, OtlpHttpExporterConfig, QueueConfig,
+            QueueSizer, Resolver, RetryConfig, RoutingKey as KeyName,
         },
     },
     consumer::{Ack, ConsumeFuture, Consumer},
@@ -29,6 +29,7 @@ use crate::{
     exporter::{
         ClientSettings, Forwarder, PoolHandle, Routing,
         debug::{Debug, Verbosity},
+        otlphttp::{self, BodyCompression, HttpSettings, OtlpHttp},
         queue::{Queue, QueueSettings, Sizer},
         retry::RetrySettings,
     },
@@ -105,8 +106,15 @@ pub async fn build(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Pipeli
                 .processors
                 .get(id)
                 .ok_or_else(|| BuildError::new(id, "processor is not configured"))?;
-            head = crate::processor::build(id, processor, head, telemetry, &mut built.background)
-                .map_err(|e| BuildError::new(id, e))?;
+            head = crate::processor::build(
+                id,
+                processor,
+                head,
+                telemetry,
+                &mut built.background,
+                &mut built.drains,
+            )
+            .map_err(|e| BuildError::new(id, e))?;
         }
         for rid in &pipeline.receivers {
             per_receiver.entry(rid.clone()).or_default()[pid.signal as usize].push(head.clone());
@@ -152,8 +160,8 @@ async fn build_exporter(
             otlp_exporter(id, otlp, telemetry, built)?,
             &otlp.sending_queue,
         ),
-        ExporterConfig::OtlpHttp(_) => {
-            return Err(BuildError::new(id, "otlphttp is not implemented yet"));
+        ExporterConfig::OtlpHttp(http) => {
+            (otlphttp_exporter(id, http, telemetry)?, &http.sending_queue)
         }
     };
     Ok(with_queue(name, forwarder, queue, telemetry, built))
@@ -242,6 +250,34 @@ fn otlp_exporter(
         retry,
         telemetry,
     )))
+}
+
+fn otlphttp_exporter(
+    id: &ComponentId,
+    http: &OtlpHttpExporterConfig,
+    telemetry: &Arc<Telemetry>,
+) -> Result<Arc<dyn Consumer>, BuildError> {
+    if http.tls.ca_file.is_some() || http.tls.cert_file.is_some() {
+        return Err(BuildError::new(
+            id,
+            "tls.ca_file / cert_file are not supported by the otlphttp exporter yet (system roots only)",
+        ));
+    }
+    let settings = HttpSettings {
+        urls: Signal::ALL.map(|s| http.signal_url(s)),
+        json: http.encoding == HttpEncoding::Json,
+        compression: match http.compression {
+            Compression::None => BodyCompression::None,
+            Compression::Gzip => BodyCompression::Gzip,
+            Compression::Zstd => BodyCompression::Zstd,
+        },
+        headers: otlphttp::headers(&http.headers).map_err(|e| BuildError::new(id, e))?,
+        timeout: http.timeout,
+        retry: retry_settings(&http.retry_on_failure),
+    };
+    let exporter =
+        OtlpHttp::new(id.as_str(), settings, telemetry).map_err(|e| BuildError::new(id, e))?;
+    Ok(Arc::new(exporter))
 }
 
 /// Puts a sending queue in front of `inner` when the config enables one.
@@ -338,10 +374,10 @@ struct FanOut(Vec<Arc<dyn Consumer>>);
 
 /// One consumer for several: itself when there is one.
 pub fn fan_out(mut consumers: Vec<Arc<dyn Consumer>>) -> Arc<dyn Consumer> {
-    if consumers.len() == 1 {
-        if let Some(only) = consumers.pop() {
-            return only;
-        }
+    if consumers.len() == 1
+        && let Some(only) = consumers.pop()
+    {
+        return only;
     }
     Arc::new(FanOut(consumers))
 }

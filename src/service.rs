@@ -222,16 +222,20 @@ impl Running {
                 first_error.get_or_insert(e);
             }
         }
-        // The receivers are gone, so the queues' senders are dropped: the
-        // workers send what is left and finish.
+        // Reporting and resolver tasks go first: some hold a stage alive
+        // (a processor's summary task holds the processor), and the pools
+        // keep their last backend set without them.
+        for task in self.background {
+            task.abort();
+        }
+        // The receivers are gone, so every stage's last owner is a task that
+        // holds data: the tail sampler decides and exports what it holds,
+        // then the queues' senders drop and their workers send what is left.
         self.debug.clear();
         self.pools.clear();
         let drains = futures::future::join_all(self.drains);
         if tokio::time::timeout(DRAIN_LIMIT, drains).await.is_err() {
-            tracing::warn!("sending queues did not drain within {DRAIN_LIMIT:?}");
-        }
-        for task in self.background {
-            task.abort();
+            tracing::warn!("pending data did not drain within {DRAIN_LIMIT:?}");
         }
         while self.admin.join_next().await.is_some() {}
         match first_error {

@@ -118,7 +118,7 @@ fn base64_ids_to_hex(value: &mut serde_json::Value) {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |c: u8| match c {
@@ -229,5 +229,51 @@ mod tests {
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+}
+
+#[cfg(test)]
+mod round_trip {
+    use super::*;
+    use crate::proto::{
+        collector::trace::v1::ExportTraceServiceRequest,
+        common::v1::{AnyValue, KeyValue, any_value},
+        resource::v1::Resource,
+        trace::v1::{ResourceSpans, ScopeSpans, Span},
+    };
+
+    #[test]
+    fn protobuf_json_protobuf_is_lossless() {
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![KeyValue {
+                        key: "service.name".into(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue("a".into())),
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        trace_id: vec![7; 16],
+                        span_id: vec![8; 8],
+                        name: "x".into(),
+                        kind: 2,
+                        start_time_unix_nano: u64::MAX - 1,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let bytes = req.encode_to_vec();
+        let tree = to_json(Signal::Traces, &bytes).unwrap();
+        let back = to_protobuf(Signal::Traces, tree.to_string().as_bytes())
+            .unwrap_or_else(|e| panic!("{e}\n{tree}"));
+        assert_eq!(ExportTraceServiceRequest::decode(back).unwrap(), req);
     }
 }

@@ -20,6 +20,10 @@ pub const BACKEND_LATENCY_BUCKETS_MS: &[f64] = &[
     5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0,
 ];
 
+/// Buckets of `otelcol_processor_tail_sampling_sampling_late_span_age`, in seconds.
+pub const LATE_SPAN_AGE_BUCKETS_S: &[f64] =
+    &[1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0];
+
 /// Default buckets for our own histograms (milliseconds).
 const DEFAULT_BUCKETS_MS: &[f64] = &[
     1.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, 30000.0, 60000.0,
@@ -37,6 +41,44 @@ pub mod names {
     pub const BACKEND_LATENCY: &str = "otelcol_loadbalancer_backend_latency";
     /// Counter: export calls to one backend by outcome.
     pub const BACKEND_OUTCOME: &str = "otelcol_loadbalancer_backend_outcome_total";
+    /// Counter: traces by top-level tail sampling policy and its verdict.
+    pub const TS_COUNT_TRACES_SAMPLED: &str =
+        "otelcol_processor_tail_sampling_count_traces_sampled_total";
+    /// Counter: traces by final tail sampling decision.
+    pub const TS_GLOBAL_COUNT_TRACES_SAMPLED: &str =
+        "otelcol_processor_tail_sampling_global_count_traces_sampled_total";
+    /// Histogram (s): age of the decision a late span followed.
+    pub const TS_LATE_SPAN_AGE: &str = "otelcol_processor_tail_sampling_sampling_late_span_age";
+    /// Counter: traces decided before `decision_wait` because `num_traces` was reached.
+    pub const TS_TRACE_DROPPED_TOO_EARLY: &str =
+        "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early_total";
+    /// Counter: traces decided at once because they outgrew `maximum_trace_size_bytes`.
+    pub const TS_TRACE_TOO_LARGE: &str =
+        "otelcol_processor_tail_sampling_sampling_trace_too_large_total";
+    /// Histogram (ms): one decision pass (due traces decided and exported).
+    pub const TS_DECISION_TIMER_LATENCY: &str =
+        "otelcol_processor_tail_sampling_sampling_decision_timer_latency";
+    /// Gauge: traces held waiting for a decision.
+    pub const TS_TRACES_ON_MEMORY: &str =
+        "otelcol_processor_tail_sampling_sampling_traces_on_memory";
+    /// Counter: traces started (first span of a trace id not held or remembered).
+    pub const TS_NEW_TRACE_ID_RECEIVED: &str =
+        "otelcol_processor_tail_sampling_new_trace_id_received_total";
+    /// Counter: sampled spans the next stage did not accept.
+    pub const TS_EXPORT_FAILED_SPANS: &str =
+        "otelcol_processor_tail_sampling_export_failed_spans_total";
+    /// Gauge: streams a cumulativetodelta processor holds a baseline for.
+    pub const C2D_STREAMS: &str = "otlp_lb_processor_cumulativetodelta_streams";
+    /// Counter: data points of metrics a cumulativetodelta processor converts.
+    pub const C2D_POINTS_RECEIVED: &str =
+        "otlp_lb_processor_cumulativetodelta_points_received_total";
+    /// Counter: of those, points forwarded as deltas.
+    pub const C2D_POINTS_EMITTED: &str = "otlp_lb_processor_cumulativetodelta_points_emitted_total";
+    /// Counter: of those, points dropped, by reason.
+    pub const C2D_POINTS_DROPPED: &str = "otlp_lb_processor_cumulativetodelta_points_dropped_total";
+    /// Counter: streams forgotten after `max_staleness` without a point.
+    pub const C2D_STREAMS_EVICTED: &str =
+        "otlp_lb_processor_cumulativetodelta_streams_evicted_total";
 }
 
 /// `# HELP` text of every metric this crate publishes. A metric missing here
@@ -58,6 +100,62 @@ const HELP: &[(&str, &str)] = &[
     (
         names::BACKEND_OUTCOME,
         "Number of successes and failures for each endpoint",
+    ),
+    (
+        names::TS_COUNT_TRACES_SAMPLED,
+        "Count of traces that were sampled or not per sampling policy",
+    ),
+    (
+        names::TS_GLOBAL_COUNT_TRACES_SAMPLED,
+        "Global count of traces that were sampled or not by at least one policy",
+    ),
+    (
+        names::TS_LATE_SPAN_AGE,
+        "Time (in seconds) from the sampling decision was taken and the arrival of a late span",
+    ),
+    (
+        names::TS_TRACE_DROPPED_TOO_EARLY,
+        "Count of traces decided before decision_wait because num_traces was reached",
+    ),
+    (
+        names::TS_TRACE_TOO_LARGE,
+        "Count of traces decided at once because they exceeded maximum_trace_size_bytes",
+    ),
+    (
+        names::TS_DECISION_TIMER_LATENCY,
+        "Latency (in milliseconds) of each run of the sampling decision timer",
+    ),
+    (
+        names::TS_TRACES_ON_MEMORY,
+        "Number of traces held in memory waiting for a sampling decision",
+    ),
+    (
+        names::TS_NEW_TRACE_ID_RECEIVED,
+        "Counts the arrival of new traces",
+    ),
+    (
+        names::TS_EXPORT_FAILED_SPANS,
+        "Count of sampled spans the next pipeline stage did not accept",
+    ),
+    (
+        names::C2D_STREAMS,
+        "Number of metric streams the cumulativetodelta processor tracks",
+    ),
+    (
+        names::C2D_POINTS_RECEIVED,
+        "Number of data points of metrics the cumulativetodelta processor converts",
+    ),
+    (
+        names::C2D_POINTS_EMITTED,
+        "Number of data points the cumulativetodelta processor forwarded as deltas",
+    ),
+    (
+        names::C2D_POINTS_DROPPED,
+        "Number of data points the cumulativetodelta processor dropped, by reason",
+    ),
+    (
+        names::C2D_STREAMS_EVICTED,
+        "Number of streams the cumulativetodelta processor forgot after max_staleness",
     ),
     (
         "otelcol_receiver_accepted_spans_total",
@@ -145,6 +243,12 @@ impl Telemetry {
                 Matcher::Full(names::BACKEND_LATENCY.to_string()),
                 BACKEND_LATENCY_BUCKETS_MS,
             )
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(names::TS_LATE_SPAN_AGE.to_string()),
+                    LATE_SPAN_AGE_BUCKETS_S,
+                )
+            })
             .and_then(|b| b.set_buckets(DEFAULT_BUCKETS_MS));
         // Both bucket lists are non-empty constants, so building cannot fail;
         // fall back to the plain builder rather than panic if that ever changes.

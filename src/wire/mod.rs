@@ -16,7 +16,9 @@
 
 use std::fmt;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BufMut;
+#[cfg(doc)]
+use bytes::BytesMut;
 
 use crate::signal::Signal;
 
@@ -380,7 +382,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn read(&mut self) -> Result<Field, WireError> {
         let buf = self.buf;
         let start = self.pos;
@@ -461,9 +463,9 @@ pub fn encoded_len_varint(value: u64) -> usize {
     (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-/// Appends `value` as a varint.
+/// Appends `value` as a varint (to a [`BytesMut`], a `Vec<u8>`, ...).
 #[inline]
-pub fn put_varint(out: &mut BytesMut, mut value: u64) {
+pub fn put_varint(out: &mut impl BufMut, mut value: u64) {
     while value >= 0x80 {
         out.put_u8((value as u8) | 0x80);
         value >>= 7;
@@ -473,14 +475,14 @@ pub fn put_varint(out: &mut BytesMut, mut value: u64) {
 
 /// Appends the tag of field `number` with `wire_type`.
 #[inline]
-pub fn put_tag(out: &mut BytesMut, number: u32, wire_type: WireType) {
+pub fn put_tag(out: &mut impl BufMut, number: u32, wire_type: WireType) {
     put_varint(out, (u64::from(number) << 3) | wire_type as u64);
 }
 
 /// Appends the header (tag and length) of a length-delimited field whose
 /// payload is `len` bytes.
 #[inline]
-pub fn put_len_header(out: &mut BytesMut, number: u32, len: usize) {
+pub fn put_len_header(out: &mut impl BufMut, number: u32, len: usize) {
     put_tag(out, number, WireType::Len);
     put_varint(out, len as u64);
 }

@@ -3,6 +3,7 @@
 //! code with the wire splitter except the hash function.
 
 use prost::Message;
+use xxhash_rust::xxh3::xxh3_128;
 
 use super::RoutingKey;
 use crate::{
@@ -357,15 +358,16 @@ pub fn metrics(
                 for attrs in point_attrs(m) {
                     assign.push(match key {
                         RoutingKey::StreamId => {
-                            let mut k = Vec::new();
-                            canonical(resource_attrs(&rm.resource), &mut k);
+                            let mut metric =
+                                xxh3_128(&resource_key(&rm.resource)).to_le_bytes().to_vec();
                             let (name, version) = sm
                                 .scope
                                 .as_ref()
                                 .map_or(("", ""), |s| (s.name.as_str(), s.version.as_str()));
-                            lp(&mut k, name.as_bytes());
-                            lp(&mut k, version.as_bytes());
-                            lp(&mut k, m.name.as_bytes());
+                            lp(&mut metric, name.as_bytes());
+                            lp(&mut metric, version.as_bytes());
+                            lp(&mut metric, m.name.as_bytes());
+                            let mut k = xxh3_128(&metric).to_le_bytes().to_vec();
                             canonical(attrs, &mut k);
                             Some(route(key_hash(&k)))
                         }

@@ -14,20 +14,27 @@
 //! come first, in their original order, then the children in their original
 //! order; protobuf gives no meaning to the order of different fields.
 //!
+//! The scan reads only what routing needs: the container fields, the keys'
+//! fields, and each item up to its key (a span is read up to its first
+//! `trace_id` when routing by `traceID`). Damage in bytes it does not read is
+//! forwarded as it is, for the backend to judge.
+//!
 //! Scratch space (unit descriptors, container descriptors, key buffers) lives
-//! in a per-thread [`Scratch`] reused across calls, so a warmed-up thread
+//! in a per-thread `Scratch` reused across calls, so a warmed-up thread
 //! splits without allocating anything but the output requests and the part
 //! list. A `route` callback that itself splits on the same thread gets a fresh
 //! scratch instead of the shared one.
 
 use std::{cell::RefCell, fmt::Write as _, io::Write as _, ops::Range};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::{
     DATA_POINTS, Field, Fields, Layout, WireError, count_points, count_resource, len_header_len,
     metric_data_name, put_len_header,
 };
+use xxhash_rust::xxh3::xxh3_128;
+
 use crate::{routing::key_hash, signal::Signal};
 
 /// What the load balancer routes on; the names are the collector's
@@ -46,7 +53,11 @@ pub enum RoutingKey {
     /// metric name and point attributes).
     StreamId,
     /// `attributes`: each item by the values of these attributes, looked up in
-    /// the resource, then the scope, then the item.
+    /// the resource, then the scope, then the item (the first occurrence in
+    /// each). For spans, the names `span.name` and `span.kind` are the span's
+    /// name and kind (as its integer) and take precedence. A string value is
+    /// its text, an int its decimal, a bool `true`/`false`, a double Rust's
+    /// `{}` rendering; any other value is its encoded `AnyValue` bytes.
     Attributes(Vec<String>),
 }
 
@@ -264,12 +275,17 @@ impl Splitter {
     /// `traceID`).
     ///
     /// Keys: `traceID` is the 16 raw bytes; `service` the `service.name`
-    /// value; `resource` the resource attributes in a canonical, order-free
-    /// encoding; `metric` the metric name; `streamID` the canonical resource
-    /// attributes, scope name and version, metric name and canonical point
+    /// value (empty when missing); `resource` the resource attributes in a
+    /// canonical, order-free encoding; `metric` the metric name; `streamID`
+    /// the metric identity (xxh3-128 of the resource identity, itself
+    /// xxh3-128 of the canonical resource attributes, and of the scope name,
+    /// scope version and metric name) followed by the canonical point
     /// attributes; `attributes` the text `name=value|` for each configured
-    /// name (`name=|` when missing). With `service` and `resource` the whole
-    /// resource message is forwarded verbatim; with `metric` the whole metric.
+    /// name (`name=|` when missing). Canonical attributes are the count, then
+    /// each key and encoded `AnyValue` length-prefixed, sorted by key then
+    /// value. With `service` and `resource` the whole resource message is
+    /// forwarded verbatim (empty scopes included), with `metric` the whole
+    /// metric; resources and metrics without items are left out.
     ///
     /// Items that cannot be routed are rejected (counted, described in
     /// [`Split::message`]) and the rest is forwarded. A malformed request
@@ -321,6 +337,7 @@ impl Splitter {
             message: String::new(),
             ri: 0,
             si: 0,
+            chain: [NONE; MAX_DEPTH],
             first_backend: None,
             one_backend: true,
             max_backend: 0,
@@ -369,7 +386,7 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// Marks "no node" in parent links and the build cursor.
+/// Marks "no node" in unit chains and the build cursor.
 const NONE: u32 = u32::MAX;
 /// Container levels: resource, scope, metric, metric data.
 const MAX_DEPTH: usize = 4;
@@ -383,8 +400,6 @@ const RETAIN: usize = 1 << 16;
 struct Node {
     /// The field number it is written under in its parent.
     number: u32,
-    /// Index of its parent in the level above; [`NONE`] at the top.
-    parent: u32,
     /// Its non-child fields: `extras[level][first..last]`.
     first: u32,
     last: u32,
@@ -397,8 +412,9 @@ struct Node {
 struct Unit {
     start: usize,
     end: usize,
-    /// Index of the enclosing container in the deepest level, or [`NONE`].
-    parent: u32,
+    /// Indexes of the enclosing containers, one per level ([`NONE`] below
+    /// the split depth), so building a part never walks parent links.
+    chain: [u32; MAX_DEPTH],
     backend: usize,
     items: u64,
 }
@@ -421,10 +437,11 @@ struct Scratch {
     key: Vec<u8>,
     /// Length of the per-metric prefix of `key` (streamID).
     prefix: usize,
-    /// Canonical resource attributes (streamID).
+    /// Canonical resource attributes and their 128-bit digest (streamID).
     resource_canon: Vec<u8>,
+    resource_id: [u8; 16],
     /// Attribute `(key, value)` ranges being canonicalised.
-    attrs: Vec<(Range<usize>, Range<usize>)>,
+    attrs: Vec<Attr>,
     /// Values of the configured attributes found in the resource, the scope
     /// and the item (`attributes`).
     resource_vals: Vec<Option<(usize, usize)>>,
@@ -518,6 +535,8 @@ struct Scan<'a> {
     /// Current resource and scope indexes, for rejection messages.
     ri: usize,
     si: usize,
+    /// Indexes of the containers being scanned, per level.
+    chain: [u32; MAX_DEPTH],
     first_backend: Option<usize>,
     one_backend: bool,
     max_backend: usize,
@@ -575,7 +594,7 @@ impl Scan<'_> {
     }
 
     #[inline]
-    fn push_unit(&mut self, range: Range<usize>, parent: u32, backend: usize, items: u64) {
+    fn push_unit(&mut self, range: Range<usize>, backend: usize, items: u64) {
         match self.first_backend {
             None => self.first_backend = Some(backend),
             Some(first) => self.one_backend &= first == backend,
@@ -585,7 +604,7 @@ impl Scan<'_> {
         self.s.units.push(Unit {
             start: range.start,
             end: range.end,
-            parent,
+            chain: self.chain,
             backend,
             items,
         });
@@ -614,11 +633,10 @@ impl Scan<'_> {
 
     /// Pushes a container node at `level` whose non-child fields are
     /// `extras[level][first..]`.
-    fn push_node(&mut self, level: usize, number: u32, parent: u32, first: usize, len: usize) {
+    fn push_node(&mut self, level: usize, number: u32, first: usize, len: usize) {
         let last = self.s.extras[level].len();
         self.s.nodes[level].push(Node {
             number,
-            parent,
             first: first as u32,
             last: last as u32,
             extras_len: len,
@@ -662,21 +680,20 @@ impl Scan<'_> {
             let items = count_resource(self.splitter.signal, self.layout, buf, payload)?;
             if items > 0 {
                 let backend = self.route_key();
-                self.push_unit(whole.range(), NONE, backend, items);
+                self.push_unit(whole.range(), backend, items);
             }
             return Ok(());
         }
 
-        let node = self.s.nodes[0].len() as u32;
-        self.push_node(0, self.layout.resource.0, NONE, first, len);
+        self.chain[0] = self.s.nodes[0].len() as u32;
+        self.push_node(0, self.layout.resource.0, first, len);
         let name = self.layout.scope.1;
         let mut si = 0usize;
         for f in Fields::within(buf, payload) {
             let f = f?;
             if f.number == scope_number {
                 let p = f.payload()?;
-                self.scope(si, p, node)
-                    .map_err(|e| e.within(name, Some(si)))?;
+                self.scope(si, p).map_err(|e| e.within(name, Some(si)))?;
                 si += 1;
             }
         }
@@ -707,7 +724,7 @@ impl Scan<'_> {
                 }
             }),
             RoutingKey::Resource | RoutingKey::StreamId => {
-                for_each_attr(buf, payload, 1, |k, v| s.attrs.push((k, v)))
+                for_each_attr(buf, payload, 1, |k, v| s.attrs.push(Attr::new(buf, k, v)))
             }
             RoutingKey::Attributes(names) => for_each_attr(buf, payload, 1, |k, v| {
                 lookup(buf, names, &mut s.resource_vals, k, v)
@@ -734,13 +751,14 @@ impl Scan<'_> {
             RoutingKey::StreamId => {
                 s.resource_canon.clear();
                 canonical_attrs(buf, &mut s.attrs, &mut s.resource_canon);
+                s.resource_id = xxh3_128(&s.resource_canon).to_le_bytes();
             }
             _ => {}
         }
         Ok(())
     }
 
-    fn scope(&mut self, si: usize, payload: Range<usize>, parent: u32) -> Result<(), WireError> {
+    fn scope(&mut self, si: usize, payload: Range<usize>) -> Result<(), WireError> {
         self.si = si;
         let buf = self.buf;
         let (item_number, item_name) = self.layout.item;
@@ -775,7 +793,7 @@ impl Scan<'_> {
             _ => {}
         }
 
-        let node = self.s.nodes[1].len() as u32;
+        self.chain[1] = self.s.nodes[1].len() as u32;
         let first = self.s.extras[1].len();
         let mut len = 0usize;
         let mut ii = 0usize;
@@ -787,14 +805,14 @@ impl Scan<'_> {
             }
             let p = f.payload()?;
             let result = match self.splitter.grain {
-                Grain::Item => self.item(ii, &f, p, node),
-                Grain::Metric => self.metric_unit(&f, p, node),
-                _ => self.metric_node(p, node),
+                Grain::Item => self.item(ii, &f, p),
+                Grain::Metric => self.metric_unit(&f, p),
+                _ => self.metric_node(p),
             };
             result.map_err(|e| e.within(item_name, Some(ii)))?;
             ii += 1;
         }
-        self.push_node(1, self.layout.scope.0, parent, first, len);
+        self.push_node(1, self.layout.scope.0, first, len);
         Ok(())
     }
 
@@ -813,13 +831,7 @@ impl Scan<'_> {
     }
 
     /// A span or log record.
-    fn item(
-        &mut self,
-        ii: usize,
-        whole: &Field,
-        payload: Range<usize>,
-        parent: u32,
-    ) -> Result<(), WireError> {
+    fn item(&mut self, ii: usize, whole: &Field, payload: Range<usize>) -> Result<(), WireError> {
         let buf = self.buf;
         let backend = match &self.splitter.key {
             RoutingKey::TraceId => {
@@ -853,17 +865,12 @@ impl Scan<'_> {
             }
             _ => return Ok(()),
         };
-        self.push_unit(whole.range(), parent, backend, 1);
+        self.push_unit(whole.range(), backend, 1);
         Ok(())
     }
 
     /// A whole metric routed by its name.
-    fn metric_unit(
-        &mut self,
-        whole: &Field,
-        payload: Range<usize>,
-        parent: u32,
-    ) -> Result<(), WireError> {
+    fn metric_unit(&mut self, whole: &Field, payload: Range<usize>) -> Result<(), WireError> {
         let buf = self.buf;
         let mut name = 0..0;
         let mut items = 0u64;
@@ -877,13 +884,13 @@ impl Scan<'_> {
         }
         if items > 0 {
             let backend = self.route_hash(key_hash(bytes_of(buf, name.start, name.end)));
-            self.push_unit(whole.range(), parent, backend, items);
+            self.push_unit(whole.range(), backend, items);
         }
         Ok(())
     }
 
     /// A metric whose data points are routed one by one.
-    fn metric_node(&mut self, payload: Range<usize>, parent: u32) -> Result<(), WireError> {
+    fn metric_node(&mut self, payload: Range<usize>) -> Result<(), WireError> {
         let buf = self.buf;
         let first = self.s.extras[2].len();
         let mut len = 0usize;
@@ -899,19 +906,24 @@ impl Scan<'_> {
             }
             len += push_extra(&mut self.s.extras[2], first, f.range());
         }
-        let node = self.s.nodes[2].len() as u32;
-        self.push_node(2, self.layout.item.0, parent, first, len);
+        self.chain[2] = self.s.nodes[2].len() as u32;
+        self.push_node(2, self.layout.item.0, first, len);
 
         if self.splitter.key == RoutingKey::StreamId {
             let s = &mut *self.s;
             s.key.clear();
-            s.key.extend_from_slice(&s.resource_canon);
+            s.key.extend_from_slice(&s.resource_id);
             put_lp(&mut s.key, bytes_of(buf, s.scope_name.0, s.scope_name.1));
             put_lp(
                 &mut s.key,
                 bytes_of(buf, s.scope_version.0, s.scope_version.1),
             );
             put_lp(&mut s.key, bytes_of(buf, name.start, name.end));
+            // The metric's identity as a digest keeps every point's key under
+            // 128 bytes, where xxh3 is fastest.
+            let metric_id = xxh3_128(&s.key).to_le_bytes();
+            s.key.clear();
+            s.key.extend_from_slice(&metric_id);
             s.prefix = s.key.len();
         }
 
@@ -919,7 +931,7 @@ impl Scan<'_> {
             let f = f?;
             if let Some(data) = metric_data_name(f.number) {
                 let p = f.payload()?;
-                self.data_node(f.number, p, node)
+                self.data_node(f.number, p)
                     .map_err(|e| e.within(data, None))?;
             }
         }
@@ -927,12 +939,7 @@ impl Scan<'_> {
     }
 
     /// A `Gauge`, `Sum`, `Histogram`, `ExponentialHistogram` or `Summary`.
-    fn data_node(
-        &mut self,
-        number: u32,
-        payload: Range<usize>,
-        parent: u32,
-    ) -> Result<(), WireError> {
+    fn data_node(&mut self, number: u32, payload: Range<usize>) -> Result<(), WireError> {
         let buf = self.buf;
         // The point's attributes field differs by kind.
         let attrs = match number {
@@ -940,7 +947,7 @@ impl Scan<'_> {
             10 => 1,
             _ => 7,
         };
-        let node = self.s.nodes[3].len() as u32;
+        self.chain[3] = self.s.nodes[3].len() as u32;
         let first = self.s.extras[3].len();
         let mut len = 0usize;
         let mut pi = 0usize;
@@ -951,33 +958,29 @@ impl Scan<'_> {
                 continue;
             }
             let p = f.payload()?;
-            self.point(&f, p, attrs, node)
+            self.point(&f, p, attrs)
                 .map_err(|e| e.within(DATA_POINTS.1, Some(pi)))?;
             pi += 1;
         }
-        self.push_node(3, number, parent, first, len);
+        self.push_node(3, number, first, len);
         Ok(())
     }
 
-    fn point(
-        &mut self,
-        whole: &Field,
-        payload: Range<usize>,
-        attrs: u32,
-        parent: u32,
-    ) -> Result<(), WireError> {
+    fn point(&mut self, whole: &Field, payload: Range<usize>, attrs: u32) -> Result<(), WireError> {
         let buf = self.buf;
         if self.splitter.key == RoutingKey::StreamId {
             let s = &mut *self.s;
             s.key.truncate(s.prefix);
             s.attrs.clear();
-            for_each_attr(buf, payload, attrs, |k, v| s.attrs.push((k, v)))?;
+            for_each_attr(buf, payload, attrs, |k, v| {
+                s.attrs.push(Attr::new(buf, k, v))
+            })?;
             canonical_attrs(buf, &mut s.attrs, &mut s.key);
         } else {
             self.attributes_key(payload, attrs)?;
         }
         let backend = self.route_key();
-        self.push_unit(whole.range(), parent, backend, 1);
+        self.push_unit(whole.range(), backend, 1);
         Ok(())
     }
 
@@ -1051,6 +1054,7 @@ fn pair(r: Range<usize>) -> (usize, usize) {
 
 /// Calls `f(key, value)` for each `KeyValue` in field `number` of the message
 /// at `buf[payload]`; `value` is the encoded `AnyValue` (empty when absent).
+#[inline(always)]
 fn for_each_attr(
     buf: &[u8],
     payload: Range<usize>,
@@ -1071,8 +1075,11 @@ fn for_each_attr(
 }
 
 /// The key and value ranges of the `KeyValue` at `buf[payload]`.
-#[inline]
+#[inline(always)]
 fn key_value(buf: &[u8], payload: Range<usize>) -> Result<(Range<usize>, Range<usize>), WireError> {
+    if let Some(kv) = key_value_short(buf, payload.clone()) {
+        return Ok(kv);
+    }
     let mut key = 0..0;
     let mut value = 0..0;
     for f in Fields::within(buf, payload) {
@@ -1084,6 +1091,32 @@ fn key_value(buf: &[u8], payload: Range<usize>) -> Result<(Range<usize>, Range<u
         }
     }
     Ok((key, value))
+}
+
+/// The common encoding of a `KeyValue`, decoded without the field iterator:
+/// `key` then `value`, both shorter than 128 bytes, and nothing else. Any
+/// other shape takes the general path, which gives the same answer.
+#[inline(always)]
+fn key_value_short(buf: &[u8], payload: Range<usize>) -> Option<(Range<usize>, Range<usize>)> {
+    let start = payload.start;
+    let b = buf.get(payload)?;
+    if *b.first()? != 0x0a {
+        return None;
+    }
+    let key_end = 2 + usize::from(*b.get(1)?);
+    if *b.get(key_end)? != 0x12 {
+        return None;
+    }
+    let value_end = key_end + 2 + usize::from(*b.get(key_end + 1)?);
+    // A length byte with the high bit set is a longer varint, and it would
+    // not land exactly on the end.
+    if value_end != b.len() || b[1] >= 0x80 || b[key_end + 1] >= 0x80 {
+        return None;
+    }
+    Some((
+        start + 2..start + key_end,
+        start + key_end + 2..start + value_end,
+    ))
 }
 
 /// Records `value` for the first configured name equal to `key` that has no
@@ -1111,20 +1144,68 @@ fn put_lp(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// An attribute being canonicalised. `prefix` holds the key's first 16 bytes
+/// (zero-padded, big-endian), so most comparisons are one integer compare;
+/// ties fall back to comparing the bytes.
+#[derive(Debug, Clone)]
+struct Attr {
+    prefix: u128,
+    key: (usize, usize),
+    value: (usize, usize),
+}
+
+impl Attr {
+    #[inline]
+    fn new(buf: &[u8], key: Range<usize>, value: Range<usize>) -> Self {
+        let bytes = bytes_of(buf, key.start, key.end);
+        Attr {
+            prefix: key_prefix(bytes),
+            key: (key.start, key.end),
+            value: (value.start, value.end),
+        }
+    }
+}
+
+/// The first 16 bytes of `bytes`, zero-padded, as a big-endian integer: the
+/// integers order as the byte strings do, up to ties. Built from fixed-size
+/// loads and shifts rather than a copy into a buffer, which the processor
+/// cannot forward to the loads that follow.
+#[inline]
+fn key_prefix(bytes: &[u8]) -> u128 {
+    if let Some(head) = bytes.first_chunk::<16>() {
+        return u128::from_be_bytes(*head);
+    }
+    let (mut prefix, mut shift, rest) = match bytes.split_first_chunk::<8>() {
+        Some((head, rest)) => (u128::from(u64::from_be_bytes(*head)) << 64, 64, rest),
+        None => (0, 128, bytes),
+    };
+    for &b in rest {
+        shift -= 8;
+        prefix |= u128::from(b) << shift;
+    }
+    prefix
+}
+
 /// Appends the canonical encoding of a set of attributes: the count, then each
 /// `(key, encoded AnyValue)` pair length-prefixed, sorted by key then value, so
 /// it is unambiguous and independent of attribute order.
-fn canonical_attrs(buf: &[u8], attrs: &mut [(Range<usize>, Range<usize>)], out: &mut Vec<u8>) {
-    let bytes = |r: &Range<usize>| bytes_of(buf, r.start, r.end);
+fn canonical_attrs(buf: &[u8], attrs: &mut [Attr], out: &mut Vec<u8>) {
+    let bytes = |r: (usize, usize)| bytes_of(buf, r.0, r.1);
     attrs.sort_unstable_by(|a, b| {
-        bytes(&a.0)
-            .cmp(bytes(&b.0))
-            .then_with(|| bytes(&a.1).cmp(bytes(&b.1)))
+        a.prefix
+            .cmp(&b.prefix)
+            .then_with(|| bytes(a.key).cmp(bytes(b.key)))
+            .then_with(|| bytes(a.value).cmp(bytes(b.value)))
     });
+    let len: usize = attrs
+        .iter()
+        .map(|a| 8 + (a.key.1 - a.key.0) + (a.value.1 - a.value.0))
+        .sum();
+    out.reserve(4 + len);
     out.extend_from_slice(&(attrs.len() as u32).to_le_bytes());
-    for (k, v) in attrs.iter() {
-        put_lp(out, bytes(k));
-        put_lp(out, bytes(v));
+    for a in attrs.iter() {
+        put_lp(out, bytes(a.key));
+        put_lp(out, bytes(a.value));
     }
 }
 
@@ -1184,12 +1265,12 @@ fn assemble(s: &mut Scratch, request: &Bytes, depth: usize, max_backend: usize) 
         }
         let group = &order[start..end];
         let (size, items) = measure(s, group, depth);
-        let mut out = BytesMut::with_capacity(size);
+        let mut out = Vec::with_capacity(size);
         write(s, buf, group, depth, &mut out);
         debug_assert_eq!(out.len(), size);
         parts.push(Part {
             backend,
-            request: out.freeze(),
+            request: Bytes::from(out),
             items,
         });
         start = end;
@@ -1228,18 +1309,6 @@ fn group_by_backend(s: &mut Scratch, max_backend: usize) {
     }
 }
 
-/// The container chain above a unit: `chain[k]` is its ancestor at level `k`.
-#[inline]
-fn chain(nodes: &[Vec<Node>; MAX_DEPTH], depth: usize, parent: u32) -> [u32; MAX_DEPTH] {
-    let mut chain = [NONE; MAX_DEPTH];
-    let mut p = parent;
-    for k in (0..depth).rev() {
-        chain[k] = p;
-        p = nodes[k].get(p as usize).map_or(NONE, |n| n.parent);
-    }
-    chain
-}
-
 /// Computes the size of a part and of every container in it (into `sizes`, in
 /// the order [`write`] opens them). Returns the part's size and item count.
 fn measure(s: &mut Scratch, group: &[u32], depth: usize) -> (usize, u64) {
@@ -1276,8 +1345,8 @@ fn measure(s: &mut Scratch, group: &[u32], depth: usize) -> (usize, u64) {
             total += len;
             continue;
         }
-        if u.parent != cur[depth - 1] {
-            let c = chain(nodes, depth, u.parent);
+        if u.chain[depth - 1] != cur[depth - 1] {
+            let c = u.chain;
             let l = (0..depth).find(|&k| c[k] != cur[k]).unwrap_or(depth);
             for k in (l..depth).rev() {
                 if cur[k] != NONE {
@@ -1301,9 +1370,15 @@ fn measure(s: &mut Scratch, group: &[u32], depth: usize) -> (usize, u64) {
 }
 
 /// Writes a part whose container sizes [`measure`] computed.
-fn write(s: &Scratch, buf: &[u8], group: &[u32], depth: usize, out: &mut BytesMut) {
+fn write(s: &Scratch, buf: &[u8], group: &[u32], depth: usize, out: &mut Vec<u8>) {
+    let mut copy = Copier {
+        buf,
+        out,
+        start: 0,
+        end: 0,
+    };
     for &(start, end) in &s.req_extras {
-        out.put_slice(bytes_of(buf, start, end));
+        copy.range(start, end);
     }
     let mut cur = [NONE; MAX_DEPTH];
     let mut next = 0usize;
@@ -1311,24 +1386,62 @@ fn write(s: &Scratch, buf: &[u8], group: &[u32], depth: usize, out: &mut BytesMu
         let Some(u) = s.units.get(ui as usize) else {
             continue;
         };
-        if depth > 0 && u.parent != cur[depth - 1] {
-            let c = chain(&s.nodes, depth, u.parent);
+        if depth > 0 && u.chain[depth - 1] != cur[depth - 1] {
+            let c = u.chain;
             let l = (0..depth).find(|&k| c[k] != cur[k]).unwrap_or(depth);
             for k in l..depth {
                 if let Some(node) = s.nodes[k].get(c[k] as usize) {
-                    put_len_header(out, node.number, s.sizes.get(next).copied().unwrap_or(0));
+                    copy.header(node.number, s.sizes.get(next).copied().unwrap_or(0));
                     let extras = s.extras[k]
                         .get(node.first as usize..node.last as usize)
                         .unwrap_or_default();
                     for &(start, end) in extras {
-                        out.put_slice(bytes_of(buf, start, end));
+                        copy.range(start, end);
                     }
                 }
                 next += 1;
                 cur[k] = c[k];
             }
         }
-        out.put_slice(bytes_of(buf, u.start, u.end));
+        copy.range(u.start, u.end);
+    }
+    copy.flush();
+}
+
+/// Copies byte ranges of the request into a part, merging ranges that are
+/// adjacent in the request (consecutive spans of one trace, for example) into
+/// one copy.
+struct Copier<'a> {
+    buf: &'a [u8],
+    out: &'a mut Vec<u8>,
+    /// The pending range.
+    start: usize,
+    end: usize,
+}
+
+impl Copier<'_> {
+    #[inline]
+    fn range(&mut self, start: usize, end: usize) {
+        if start != self.end {
+            self.flush();
+            self.start = start;
+        }
+        self.end = end;
+    }
+
+    #[inline]
+    fn header(&mut self, number: u32, len: usize) {
+        self.flush();
+        put_len_header(self.out, number, len);
+    }
+
+    #[inline]
+    fn flush(&mut self) {
+        if self.end > self.start {
+            self.out
+                .extend_from_slice(bytes_of(self.buf, self.start, self.end));
+        }
+        self.start = self.end;
     }
 }
 

@@ -32,6 +32,9 @@ pub struct Received {
     pub spans: Vec<(Vec<u8>, Vec<u8>)>,
     /// (metric name, data point attribute text) of every number data point.
     pub points: Vec<(String, String)>,
+    /// Every sum and histogram point: (metric, attributes text, value or
+    /// histogram count, start time, time, temporality).
+    pub values: Vec<(String, String, f64, u64, u64, i32)>,
     /// (trace id, body text) of every log record.
     pub logs: Vec<(Vec<u8>, String)>,
     /// Requests per signal.
@@ -168,6 +171,43 @@ impl MetricsService for Svc {
         for rm in &request.get_ref().resource_metrics {
             for sm in &rm.scope_metrics {
                 for m in &sm.metrics {
+                    match &m.data {
+                        Some(Data::Sum(s)) => {
+                            for p in &s.data_points {
+                                use otlp_lb::proto::metrics::v1::number_data_point::Value;
+                                let v = match p.value {
+                                    Some(Value::AsInt(i)) => i as f64,
+                                    Some(Value::AsDouble(d)) => d,
+                                    None => f64::NAN,
+                                };
+                                let attrs = attrs_text(&p.attributes);
+                                let t = s.aggregation_temporality;
+                                r.values.push((
+                                    m.name.clone(),
+                                    attrs,
+                                    v,
+                                    p.start_time_unix_nano,
+                                    p.time_unix_nano,
+                                    t,
+                                ));
+                            }
+                        }
+                        Some(Data::Histogram(h)) => {
+                            for p in &h.data_points {
+                                let attrs = attrs_text(&p.attributes);
+                                let t = h.aggregation_temporality;
+                                r.values.push((
+                                    m.name.clone(),
+                                    attrs,
+                                    p.count as f64,
+                                    p.start_time_unix_nano,
+                                    p.time_unix_nano,
+                                    t,
+                                ));
+                            }
+                        }
+                        _ => {}
+                    }
                     let points: Vec<String> = match &m.data {
                         Some(Data::Sum(s)) => s
                             .data_points

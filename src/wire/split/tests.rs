@@ -418,20 +418,23 @@ fn metrics_by_stream_keep_metric_and_data_fields() {
         &cat(&[&ld(1, &ld(1, &kv("service.name", "svc"))), &ld(2, &scope)]),
     );
 
-    // Canonical resource attributes (count, then length-prefixed key and
-    // encoded AnyValue), scope name and version, metric name, canonical point
+    // The metric identity (digest of: the digest of the canonical resource
+    // attributes, i.e. count then length-prefixed key and encoded AnyValue;
+    // scope name and version; metric name), then the canonical point
     // attributes.
     let stream = |host: &str| {
-        let mut k = Vec::new();
-        k.extend(1u32.to_le_bytes());
-        k.extend(12u32.to_le_bytes());
-        k.extend(b"service.name");
-        k.extend(5u32.to_le_bytes());
-        k.extend(ld(1, b"svc"));
+        let mut resource = Vec::new();
+        resource.extend(1u32.to_le_bytes());
+        resource.extend(12u32.to_le_bytes());
+        resource.extend(b"service.name");
+        resource.extend(5u32.to_le_bytes());
+        resource.extend(ld(1, b"svc"));
+        let mut metric = xxh3_128(&resource).to_le_bytes().to_vec();
         for s in [&b"lib"[..], b"1.0", b"requests"] {
-            k.extend((s.len() as u32).to_le_bytes());
-            k.extend(s);
+            metric.extend((s.len() as u32).to_le_bytes());
+            metric.extend(s);
         }
+        let mut k = xxh3_128(&metric).to_le_bytes().to_vec();
         k.extend(1u32.to_le_bytes());
         k.extend(4u32.to_le_bytes());
         k.extend(b"host");
@@ -669,6 +672,24 @@ proptest! {
     }
 
     #[test]
+    fn key_prefix_orders_like_the_bytes(
+        a in prop::collection::vec(prop_oneof![Just(0u8), Just(b'a'), any::<u8>()], 0..20),
+        b in prop::collection::vec(prop_oneof![Just(0u8), Just(b'a'), any::<u8>()], 0..20),
+    ) {
+        let (pa, pb) = (key_prefix(&a), key_prefix(&b));
+        if a <= b {
+            prop_assert!(pa <= pb);
+        } else {
+            prop_assert!(pa >= pb);
+        }
+        if a.len() <= 16 && b.len() <= 16 && pa == pb {
+            // Equal prefixes of short keys differ only by trailing zeros.
+            let trim = |v: &[u8]| v.iter().rposition(|&x| x != 0).map_or(0, |i| i + 1);
+            prop_assert_eq!(&a[..trim(&a)], &b[..trim(&b)]);
+        }
+    }
+
+    #[test]
     fn split_never_panics_on_random_bytes(
         bytes in prop::collection::vec(any::<u8>(), 0..512),
         signal in prop::sample::select(Signal::ALL.to_vec()),
@@ -730,4 +751,118 @@ fn all_keys(signal: Signal) -> Vec<RoutingKey> {
     .into_iter()
     .filter(|k| k.supports(signal))
     .collect()
+}
+
+/// One hand-built request per signal, with unknown fields at every container
+/// level, split by every key the signal has: every part decodes to what the
+/// oracle says, and carries the unknown fields of its containers.
+#[test]
+fn every_signal_and_key_keeps_unknown_fields() {
+    let unknown_req = ld(50, b"req-extension");
+    let unknown_res = ld(77, b"resource-extension");
+    let unknown_scope = vi(99, 7);
+    let unknown_metric = ld(40, b"metric-extension");
+    let unknown_data = vi(41, 1);
+    let item = |signal: Signal, i: u8| -> Vec<u8> {
+        let host = kv("host", &format!("h{}", i % 3));
+        match signal {
+            Signal::Traces => cat(&[&ld(1, &[i % 3 + 1; 16]), &ld(5, b"op"), &ld(9, &host)]),
+            Signal::Logs => cat(&[
+                &ld(5, &ld(1, b"body")),
+                &ld(6, &host),
+                &ld(9, &[i % 3 + 1; 16]),
+            ]),
+            Signal::Metrics => {
+                let point = |j: u8| ld(1, &ld(7, &kv("host", &format!("h{}", (i + j) % 3))));
+                let sum = cat(&[&point(0), &point(1), &vi(2, 2), &unknown_data]);
+                cat(&[
+                    &ld(1, format!("m{}", i % 2).as_bytes()),
+                    &ld(7, &sum),
+                    &unknown_metric,
+                ])
+            }
+        }
+    };
+    for signal in Signal::ALL {
+        let mut resources = Vec::new();
+        for r in 0..2u8 {
+            let svc = format!("svc{r}");
+            let resource = ld(
+                1,
+                &cat(&[&ld(1, &kv("service.name", &svc)), &ld(1, &kv("k1", "x"))]),
+            );
+            let mut scope = ld(1, &ld(1, b"lib"));
+            for i in 0..5u8 {
+                scope.extend(ld(2, &item(signal, r * 5 + i)));
+            }
+            scope.extend(&unknown_scope);
+            resources.extend(ld(1, &cat(&[&resource, &ld(2, &scope), &unknown_res])));
+        }
+        let req = Bytes::from(cat(&[&resources, &unknown_req]));
+        for key in all_keys(signal) {
+            let out = Splitter::new(signal, key.clone())
+                .split(&req, &mut |h| (h % 3) as usize, 0)
+                .unwrap();
+            assert_eq!(out.rejected, 0, "{signal} {key:?}");
+            let total: u64 = out.parts.iter().map(|p| p.items).sum();
+            assert_eq!(Ok(total), count_items(signal, &req), "{signal} {key:?}");
+            let mut route = |h: u64| (h % 3) as usize;
+            let backends: Vec<usize> = match signal {
+                Signal::Traces => {
+                    let decoded = ExportTraceServiceRequest::decode(req.clone()).unwrap();
+                    let expect = oracle::traces(&decoded, &key, &mut route, 0);
+                    for (part, (b, msg, _)) in out.parts.iter().zip(&expect.parts) {
+                        assert_eq!(
+                            &ExportTraceServiceRequest::decode(part.request.clone()).unwrap(),
+                            msg
+                        );
+                        assert_eq!(part.backend, *b);
+                    }
+                    expect.parts.iter().map(|p| p.0).collect()
+                }
+                Signal::Logs => {
+                    let decoded = ExportLogsServiceRequest::decode(req.clone()).unwrap();
+                    let expect = oracle::logs(&decoded, &key, &mut route, 0);
+                    for (part, (b, msg, _)) in out.parts.iter().zip(&expect.parts) {
+                        assert_eq!(
+                            &ExportLogsServiceRequest::decode(part.request.clone()).unwrap(),
+                            msg
+                        );
+                        assert_eq!(part.backend, *b);
+                    }
+                    expect.parts.iter().map(|p| p.0).collect()
+                }
+                Signal::Metrics => {
+                    let decoded = ExportMetricsServiceRequest::decode(req.clone()).unwrap();
+                    let expect = oracle::metrics(&decoded, &key, &mut route, 0);
+                    for (part, (b, msg, _)) in out.parts.iter().zip(&expect.parts) {
+                        assert_eq!(
+                            &ExportMetricsServiceRequest::decode(part.request.clone()).unwrap(),
+                            msg
+                        );
+                        assert_eq!(part.backend, *b);
+                    }
+                    expect.parts.iter().map(|p| p.0).collect()
+                }
+            };
+            assert_eq!(
+                out.parts.iter().map(|p| p.backend).collect::<Vec<_>>(),
+                backends
+            );
+            let mut markers = vec![&unknown_req, &unknown_res, &unknown_scope];
+            if signal == Signal::Metrics {
+                markers.extend([&unknown_metric, &unknown_data]);
+            }
+            for part in &out.parts {
+                for marker in &markers {
+                    let found = part.request.windows(marker.len()).any(|w| w == &marker[..]);
+                    assert!(
+                        found,
+                        "{signal} {key:?}: part for {} lost {marker:?}",
+                        part.backend
+                    );
+                }
+            }
+        }
+    }
 }
