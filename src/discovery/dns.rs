@@ -6,6 +6,10 @@
 //! tick that fails, times out or finds no record keeps the last good set
 //! (and counts `success="false"`): one bad answer never empties the ring.
 //! Only a set that differs from the last one is sent downstream.
+//!
+//! A/AAAA answers become `ip:port` backends (IPv6 bracketed). SRV answers
+//! become `target:port`: the target stays a name, resolved when the backend
+//! connects (by the system resolver), so TLS can verify it.
 
 use std::{
     collections::BTreeSet,
@@ -195,7 +199,7 @@ fn srv_endpoint(target: &str, port: u16) -> Option<String> {
 /// The resolver for `config`: the system's, or one that asks only
 /// `nameserver` (over UDP, and TCP for truncated answers).
 async fn build(config: &DnsResolverConfig) -> Result<TokioResolver, DnsError> {
-    let setup = |e: String| DnsError::Setup(e);
+    let setup = DnsError::Setup;
     let mut builder = match &config.nameserver {
         None => TokioResolver::builder_tokio().map_err(|e| setup(e.to_string()))?,
         Some(text) => {
