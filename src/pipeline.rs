@@ -157,7 +157,7 @@ async fn build_exporter(
             &lb.sending_queue,
         ),
         ExporterConfig::Otlp(otlp) => (
-            otlp_exporter(id, otlp, telemetry, built)?,
+            otlp_exporter(id, otlp, telemetry, built).await?,
             &otlp.sending_queue,
         ),
         ExporterConfig::OtlpHttp(http) => {
@@ -187,19 +187,29 @@ async fn load_balancer(
         telemetry.clone(),
     );
     let resolutions = Resolutions::new(telemetry, name, resolver.name());
-    let updates = match resolver {
+    // How long start-up waits for the first set, so that the service starts
+    // with a ring: the static list is there at once, and the k8s resolver
+    // has already waited for its first list; a DNS answer takes up to the
+    // resolver's timeout.
+    let (updates, first_within) = match resolver {
         Resolver::Static(s) => {
             let hostnames: Vec<String> = s.endpoints().iter().map(|hp| hp.to_string()).collect();
-            discovery::fixed::resolve(&hostnames, resolutions)
+            (
+                discovery::fixed::resolve(&hostnames, resolutions),
+                Duration::ZERO,
+            )
         }
-        Resolver::Dns(dns) => discovery::dns::resolve(dns, resolutions),
-        Resolver::K8s(k8s) => discovery::k8s::resolve(k8s, resolutions)
-            .await
-            .map_err(|e| BuildError::new(id, e))?,
+        Resolver::Dns(dns) => (discovery::dns::resolve(dns, resolutions), dns.timeout),
+        Resolver::K8s(k8s) => (
+            discovery::k8s::resolve(k8s, resolutions)
+                .await
+                .map_err(|e| BuildError::new(id, e))?,
+            Duration::ZERO,
+        ),
     };
     built
         .background
-        .push(tokio::spawn(discovery::run(updates, pool.clone())));
+        .push(discovery::start(updates, pool.clone(), first_within).await);
     built.pools.insert(id.clone(), pool.clone());
 
     let mut keys: [Option<RoutingKey>; 3] = [None, None, None];
@@ -224,7 +234,7 @@ async fn load_balancer(
     )))
 }
 
-fn otlp_exporter(
+async fn otlp_exporter(
     id: &ComponentId,
     otlp: &OtlpExporterConfig,
     telemetry: &Arc<Telemetry>,
@@ -240,7 +250,7 @@ fn otlp_exporter(
     let updates = discovery::fixed::resolve(&[target], Resolutions::new(telemetry, name, "static"));
     built
         .background
-        .push(tokio::spawn(discovery::run(updates, pool.clone())));
+        .push(discovery::start(updates, pool.clone(), Duration::ZERO).await);
     built.pools.insert(id.clone(), pool.clone());
     let retry = retry_settings(&otlp.retry_on_failure);
     Ok(Arc::new(Forwarder::new(

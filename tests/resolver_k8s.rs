@@ -292,11 +292,9 @@ service:
 "#
     ))
     .await;
+    // The service starts with the listed pods in its ring.
     let want: Vec<String> = hosts.iter().map(|h| format!("{h}:{port}")).collect();
-    support::wait_until("the ring lists the three ready pods", || {
-        support::ring_endpoints(&proxy, "loadbalancing") == want
-    })
-    .await;
+    assert_eq!(support::ring_endpoints(&proxy, "loadbalancing"), want);
 
     let mut client = TraceServiceClient::connect(format!("http://{}", proxy.grpc["otlp"]))
         .await
