@@ -4,7 +4,17 @@
 //! linkerd2-proxy model); [`run`] is the one consumer, which keeps the current
 //! endpoint set and hands each changed set to the exporter's pool. A new
 //! resolver is a new producer; nothing downstream changes. Tests feed [`run`]
-//! hand-made streams.
+//! hand-made streams. [`start`] runs it so that the service starts with the
+//! resolver's first set in its ring.
+//!
+//! - [`fixed`] (`static`): a list, once.
+//! - [`dns`]: A/AAAA or SRV records, asked every interval; a bad answer
+//!   keeps the last good set.
+//! - [`k8s`]: a Service's ready EndpointSlice endpoints, watched.
+//!
+//! Resolvers never touch the ring or the connections: the pool builds the
+//! new ring, connects new backends before swapping it in, and lets removed
+//! backends close when their last request is done.
 
 pub mod dns;
 pub mod fixed;
