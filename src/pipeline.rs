@@ -74,8 +74,9 @@ pub struct Pipelines {
 }
 
 /// Builds every pipeline of `config`. Must run inside a tokio runtime
-/// (resolvers and queues start tasks).
-pub fn build(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Pipelines, BuildError> {
+/// (resolvers and queues start tasks); awaits what resolvers need before
+/// they can start (the `k8s` resolver's client and first list).
+pub async fn build(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Pipelines, BuildError> {
     let mut built = Pipelines::default();
     let mut exporters: BTreeMap<ComponentId, Arc<dyn Consumer>> = BTreeMap::new();
     for (id, exporter) in &config.exporters {
@@ -83,7 +84,7 @@ pub fn build(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Pipelines, B
         if signals.is_empty() {
             continue; // configured but unused, as the collector allows
         }
-        let consumer = build_exporter(id, exporter, &signals, telemetry, &mut built)?;
+        let consumer = build_exporter(id, exporter, &signals, telemetry, &mut built).await?;
         exporters.insert(id.clone(), consumer);
     }
 
@@ -127,7 +128,7 @@ pub fn build(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Pipelines, B
     Ok(built)
 }
 
-fn build_exporter(
+async fn build_exporter(
     id: &ComponentId,
     config: &ExporterConfig,
     signals: &std::collections::BTreeSet<Signal>,
@@ -152,11 +153,11 @@ fn build_exporter(
             return Ok(exporter);
         }
         ExporterConfig::LoadBalancing(lb) => (
-            load_balancer(id, lb, signals, telemetry, built)?,
+            load_balancer(id, lb, signals, telemetry, built).await?,
             &lb.sending_queue,
         ),
         ExporterConfig::Otlp(otlp) => (
-            otlp_exporter(id, otlp, telemetry, built)?,
+            otlp_exporter(id, otlp, telemetry, built).await?,
             &otlp.sending_queue,
         ),
         ExporterConfig::OtlpHttp(http) => {
@@ -166,7 +167,7 @@ fn build_exporter(
     Ok(with_queue(name, forwarder, queue, telemetry, built))
 }
 
-fn load_balancer(
+async fn load_balancer(
     id: &ComponentId,
     lb: &LoadBalancingExporterConfig,
     signals: &std::collections::BTreeSet<Signal>,
@@ -186,19 +187,29 @@ fn load_balancer(
         telemetry.clone(),
     );
     let resolutions = Resolutions::new(telemetry, name, resolver.name());
-    let updates = match resolver {
+    // How long start-up waits for the first set, so that the service starts
+    // with a ring: the static list is there at once, and the k8s resolver
+    // has already waited for its first list; a DNS answer takes up to the
+    // resolver's timeout.
+    let (updates, first_within) = match resolver {
         Resolver::Static(s) => {
             let hostnames: Vec<String> = s.endpoints().iter().map(|hp| hp.to_string()).collect();
-            discovery::fixed::resolve(&hostnames, resolutions)
+            (
+                discovery::fixed::resolve(&hostnames, resolutions),
+                Duration::ZERO,
+            )
         }
-        Resolver::Dns(dns) => discovery::dns::resolve(dns, resolutions),
-        Resolver::K8s(k8s) => {
-            discovery::k8s::resolve(k8s, resolutions).map_err(|e| BuildError::new(id, e))?
-        }
+        Resolver::Dns(dns) => (discovery::dns::resolve(dns, resolutions), dns.timeout),
+        Resolver::K8s(k8s) => (
+            discovery::k8s::resolve(k8s, resolutions)
+                .await
+                .map_err(|e| BuildError::new(id, e))?,
+            Duration::ZERO,
+        ),
     };
     built
         .background
-        .push(tokio::spawn(discovery::run(updates, pool.clone())));
+        .push(discovery::start(updates, pool.clone(), first_within).await);
     built.pools.insert(id.clone(), pool.clone());
 
     let mut keys: [Option<RoutingKey>; 3] = [None, None, None];
@@ -223,7 +234,7 @@ fn load_balancer(
     )))
 }
 
-fn otlp_exporter(
+async fn otlp_exporter(
     id: &ComponentId,
     otlp: &OtlpExporterConfig,
     telemetry: &Arc<Telemetry>,
@@ -239,7 +250,7 @@ fn otlp_exporter(
     let updates = discovery::fixed::resolve(&[target], Resolutions::new(telemetry, name, "static"));
     built
         .background
-        .push(tokio::spawn(discovery::run(updates, pool.clone())));
+        .push(discovery::start(updates, pool.clone(), Duration::ZERO).await);
     built.pools.insert(id.clone(), pool.clone());
     let retry = retry_settings(&otlp.retry_on_failure);
     Ok(Arc::new(Forwarder::new(

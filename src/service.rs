@@ -145,7 +145,7 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
         }
     }
 
-    let built = pipeline::build(&config, &telemetry)?;
+    let built = pipeline::build(&config, &telemetry).await?;
     let mut receivers: BTreeMap<ComponentId, Arc<Receiver>> = BTreeMap::new();
     for (id, consumers) in built.receivers {
         receivers.insert(

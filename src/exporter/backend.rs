@@ -1,4 +1,5 @@
-//! One backend: a lazily connected gRPC channel to one endpoint of the pool.
+//! One backend: a gRPC channel to one endpoint of the pool, connected when
+//! the endpoint joins (or on first use, if it could not be reached then).
 //!
 //! A backend is shared (`Arc`) by the pool that owns it and by every request
 //! in flight to it, so when the resolver removes an endpoint its connection
@@ -94,6 +95,42 @@ impl Backend {
         exporter: &str,
         telemetry: &Telemetry,
     ) -> Result<Backend, BackendError> {
+        let channel = Self::transport(&endpoint, &settings)?.connect_lazy();
+        Ok(Self::with_channel(
+            endpoint, channel, settings, exporter, telemetry,
+        ))
+    }
+
+    /// Like [`Backend::new`], but opens the connection now, waiting at most
+    /// `limit`: a new member of the pool is connected before the ring that
+    /// routes to it is published. A backend that cannot be reached in time
+    /// is still returned; it connects on first use, like one from `new`.
+    pub async fn connect(
+        endpoint: Arc<str>,
+        settings: Arc<ClientSettings>,
+        exporter: &str,
+        telemetry: &Telemetry,
+        limit: Duration,
+    ) -> Result<Backend, BackendError> {
+        let ep = Self::transport(&endpoint, &settings)?;
+        let channel = match tokio::time::timeout(limit, ep.connect()).await {
+            Ok(Ok(channel)) => channel,
+            Ok(Err(e)) => {
+                tracing::debug!(%endpoint, "backend not reachable yet: {e}");
+                ep.connect_lazy()
+            }
+            Err(_) => {
+                tracing::debug!(%endpoint, "backend not reachable within {limit:?}");
+                ep.connect_lazy()
+            }
+        };
+        Ok(Self::with_channel(
+            endpoint, channel, settings, exporter, telemetry,
+        ))
+    }
+
+    /// The tonic endpoint for `endpoint` with the exporter's settings.
+    fn transport(endpoint: &Arc<str>, settings: &ClientSettings) -> Result<Endpoint, BackendError> {
         let scheme = if settings.tls.is_some() {
             "https"
         } else {
@@ -119,6 +156,16 @@ impl Backend {
                 .tls_config(tls.clone())
                 .map_err(|e| fail(format!("TLS: {e}")))?;
         }
+        Ok(ep)
+    }
+
+    fn with_channel(
+        endpoint: Arc<str>,
+        channel: Channel,
+        settings: Arc<ClientSettings>,
+        exporter: &str,
+        telemetry: &Telemetry,
+    ) -> Backend {
         let labels = [("exporter", exporter), ("endpoint", &*endpoint)];
         let ok_labels = [
             ("exporter", exporter),
@@ -130,15 +177,15 @@ impl Backend {
             ("endpoint", &*endpoint),
             ("success", "false"),
         ];
-        Ok(Backend {
-            channel: ep.connect_lazy(),
+        Backend {
+            channel,
             latency: telemetry.histogram(names::BACKEND_LATENCY, &labels),
             succeeded: telemetry.counter(names::BACKEND_OUTCOME, &ok_labels),
             failed: telemetry.counter(names::BACKEND_OUTCOME, &failed_labels),
             endpoint,
             request_headers: request_headers(&settings),
             settings,
-        })
+        }
     }
 
     /// The endpoint, `host:port`.
@@ -183,10 +230,14 @@ impl Backend {
         let call = async {
             let response = tower::Service::call(&mut channel, request)
                 .await
-                .map_err(|e| fail(transport_error(&e), true))?;
-            read_response(signal, response)
-                .await
-                .map_err(|status| fail(describe(&status), is_retryable(status.code())))
+                .map_err(|e| Status::from_error(Box::new(e)));
+            let result = match response {
+                Ok(response) => read_response(signal, response).await,
+                Err(status) => Err(status),
+            };
+            // The same rule as a call through tonic's codec: the status
+            // tonic gives the error, and a GOAWAY refusal is retryable.
+            result.map_err(|status| fail(describe(&status), may_retry(&status)))
         };
         tokio::time::timeout(self.settings.timeout, call)
             .await
@@ -227,7 +278,7 @@ impl Backend {
                 .map_err(|status| BackendError {
                     endpoint: self.endpoint.clone(),
                     message: describe(&status),
-                    retryable: is_retryable(status.code()),
+                    retryable: may_retry(&status),
                 })?;
         Ok(partial_success(signal, response.get_ref()))
     }
@@ -269,10 +320,8 @@ async fn read_response(
             format!("HTTP status {}", parts.status),
         ));
     }
-    let collected = body
-        .collect()
-        .await
-        .map_err(|e| Status::unavailable(format!("reading the response: {e}")))?;
+    // The body's errors are already statuses, with their sources.
+    let collected = body.collect().await?;
     let status = collected
         .trailers()
         .and_then(Status::from_header_map)
@@ -302,15 +351,28 @@ fn describe(status: &Status) -> String {
     format!("{:?}: {}", status.code(), status.message())
 }
 
-/// A transport error with its causes, as tonic's status would show it.
-fn transport_error(e: &tonic::transport::Error) -> String {
-    let mut message = format!("Unavailable: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(&format!(": {s}"));
-        source = s.source();
+/// Whether data whose call failed with `status` may be sent again: the OTLP
+/// spec's retryable codes, and calls that a backend going away refused.
+fn may_retry(status: &Status) -> bool {
+    is_retryable(status.code()) || refused_by_go_away(status)
+}
+
+/// A call that failed because the server sent HTTP/2 GOAWAY before taking
+/// its stream: such a stream was never processed (RFC 9113, section 6.8),
+/// so sending the data again (to whichever backend now owns it) cannot
+/// duplicate anything. A backend shutting down gracefully refuses calls
+/// this way; tonic reports them as INTERNAL, which alone is not retryable.
+fn refused_by_go_away(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.downcast_ref::<h2::Error>()
+            .is_some_and(h2::Error::is_go_away)
+        {
+            return true;
+        }
+        source = e.source();
     }
-    message
+    false
 }
 
 /// The OTLP spec's retryable codes.
@@ -349,16 +411,5 @@ fn partial_success(signal: Signal, body: &Bytes) -> Ack {
             },
         },
         _ => Ack::ok(),
-    }
-}
-
-impl Backend {
-    /// Tries to open the connection now, waiting at most `limit`; a backend
-    /// that is not reachable yet is still usable (it connects on first use).
-    pub async fn warm_up(&self, limit: Duration) {
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-        if let Ok(Err(e)) = tokio::time::timeout(limit, grpc.ready()).await {
-            tracing::debug!(endpoint = %self.endpoint, "backend not reachable yet: {e}");
-        }
     }
 }

@@ -109,29 +109,42 @@ impl PoolHandle {
             return false;
         }
         let ring = Ring::new(endpoints, self.vnodes);
-        let mut backends = Vec::with_capacity(ring.len());
-        let mut fresh = Vec::new();
-        for endpoint in ring.endpoints() {
-            let existing = old
-                .ring
-                .endpoints()
-                .binary_search(endpoint)
-                .ok()
-                .and_then(|i| old.backends.get(i));
-            match existing {
-                Some(backend) => backends.push(backend.clone()),
-                None => match Backend::new(
+        // Connect to the new endpoints (all at once, each bounded by
+        // WARM_UP) before the ring that routes to them is published.
+        let fresh = ring
+            .endpoints()
+            .iter()
+            .filter(|e| old.ring.endpoints().binary_search(e).is_err());
+        let mut fresh = futures::future::join_all(fresh.map(|endpoint| {
+            let endpoint = endpoint.clone();
+            async move {
+                let backend = Backend::connect(
                     endpoint.clone(),
                     self.settings.clone(),
                     &self.exporter,
                     &self.telemetry,
-                ) {
-                    Ok(backend) => {
-                        let backend = Arc::new(backend);
-                        fresh.push(backend.clone());
-                        backends.push(backend);
+                    WARM_UP,
+                )
+                .await;
+                (endpoint, backend)
+            }
+        }))
+        .await
+        .into_iter();
+        let mut backends = Vec::with_capacity(ring.len());
+        for endpoint in ring.endpoints() {
+            match old.ring.endpoints().binary_search(endpoint) {
+                Ok(i) => {
+                    if let Some(backend) = old.backends.get(i) {
+                        backends.push(backend.clone());
                     }
-                    Err(e) => tracing::warn!(exporter = %self.exporter, "skipping backend: {e}"),
+                }
+                Err(_) => match fresh.next() {
+                    Some((_, Ok(backend))) => backends.push(Arc::new(backend)),
+                    Some((e, Err(err))) => {
+                        tracing::warn!(exporter = %self.exporter, endpoint = %e, "skipping backend: {err}")
+                    }
+                    None => {}
                 },
             }
         }
@@ -141,12 +154,64 @@ impl PoolHandle {
         } else {
             Ring::new(backends.iter().map(|b| b.endpoint().clone()), self.vnodes)
         };
-        futures::future::join_all(fresh.iter().map(|b| b.warm_up(WARM_UP))).await;
         let count = backends.len();
         self.current.store(Arc::new(Pool { ring, backends }));
         self.num_backends.set(count as f64);
         self.updates.increment(1);
         tracing::info!(exporter = %self.exporter, backends = count, "backend set changed");
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+
+    fn pool(telemetry: &Arc<Telemetry>) -> Arc<PoolHandle> {
+        PoolHandle::new(
+            "lb",
+            "static",
+            Arc::new(ClientSettings::default()),
+            10,
+            telemetry.clone(),
+        )
+    }
+
+    #[tokio::test]
+    async fn new_endpoints_are_connected_before_the_swap() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = listener.local_addr().unwrap().to_string();
+        let telemetry = Telemetry::new();
+        let pool = pool(&telemetry);
+        assert!(pool.update(&BTreeSet::from([endpoint.clone()])).await);
+        // By the time the new ring is visible, the connection is open.
+        assert_eq!(&*pool.load().ring().endpoints()[0], endpoint.as_str());
+        let accepted = listener.accept().now_or_never();
+        assert!(
+            matches!(accepted, Some(Ok(_))),
+            "no connection was opened before the swap"
+        );
+    }
+
+    #[tokio::test]
+    async fn backends_that_stay_are_reused_and_an_unchanged_set_is_no_update() {
+        let telemetry = Telemetry::new();
+        let pool = pool(&telemetry);
+        // Nothing listens there: the backend connects lazily later.
+        let a = "127.0.0.1:1".to_string();
+        let b = "127.0.0.2:1".to_string();
+        assert!(pool.update(&BTreeSet::from([a.clone()])).await);
+        let first = pool.load().backend(0).unwrap().clone();
+        assert!(!pool.update(&BTreeSet::from([a.clone()])).await);
+        assert!(pool.update(&BTreeSet::from([a.clone(), b.clone()])).await);
+        let now = pool.load();
+        assert_eq!(now.ring().len(), 2);
+        assert!(Arc::ptr_eq(&first, now.backend(0).unwrap()));
+        assert!(pool.update(&BTreeSet::new()).await);
+        assert!(pool.load().is_empty());
+        // The removed backend lives on while something holds it.
+        assert_eq!(&**first.endpoint(), a.as_str());
     }
 }

@@ -235,16 +235,32 @@ mod tests {
 
     #[test]
     fn removing_one_endpoint_moves_only_its_keys() {
-        let all = endpoints(20);
-        let before = Ring::new(&all, DEFAULT_VNODES);
-        let after = Ring::new(&all[1..], DEFAULT_VNODES);
-        for k in 0..100_000u64 {
-            let h = key_hash(&k.to_le_bytes());
-            let old = &before.endpoints()[before.lookup(h).unwrap()];
-            let new = &after.endpoints()[after.lookup(h).unwrap()];
-            if **old != *all[0] {
-                assert_eq!(old, new, "a key not owned by the removed endpoint moved");
+        for n in [3usize, 10, 50] {
+            let all = endpoints(n);
+            let before = Ring::new(&all, DEFAULT_VNODES);
+            let after = Ring::new(&all[1..], DEFAULT_VNODES);
+            let keys = 200_000u64;
+            let mut moved = 0u64;
+            for k in 0..keys {
+                let h = key_hash(&k.to_le_bytes());
+                let old = &before.endpoints()[before.lookup(h).unwrap()];
+                let new = &after.endpoints()[after.lookup(h).unwrap()];
+                if old != new {
+                    // Only the removed endpoint's keys may move.
+                    assert_eq!(
+                        **old, *all[0],
+                        "a key not owned by the removed endpoint moved"
+                    );
+                    moved += 1;
+                }
             }
+            let share = moved as f64 / keys as f64;
+            let ideal = 1.0 / n as f64;
+            println!("churn remove 1 of {n}: moved {share:.4}, ideal {ideal:.4}");
+            assert!(
+                (share - ideal).abs() < ideal * 0.25,
+                "moved {share}, ideal {ideal}"
+            );
         }
     }
 

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod dns;
+pub mod k8s_api;
 pub mod requests;
 pub mod sink;
 
@@ -165,4 +167,50 @@ pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// One sink per loopback address in `hosts` (`127.0.0.11`, ...), all on
+/// the same port, as a DNS name with A records and one `port` needs them.
+pub async fn sinks_on_one_port(hosts: &[&str]) -> (u16, Vec<sink::Sink>) {
+    'again: loop {
+        let first = tokio::net::TcpListener::bind((hosts[0], 0))
+            .await
+            .expect("bind");
+        let port = first.local_addr().expect("addr").port();
+        let mut listeners = vec![first];
+        for host in &hosts[1..] {
+            match tokio::net::TcpListener::bind((*host, port)).await {
+                Ok(l) => listeners.push(l),
+                Err(_) => continue 'again, // taken on that address: pick another port
+            }
+        }
+        let mut sinks = Vec::new();
+        for l in listeners {
+            sinks.push(sink::Sink::serve(l).await);
+        }
+        return (port, sinks);
+    }
+}
+
+/// Polls `check` every 10 ms for up to 10 s; panics with `what` if it
+/// never holds.
+pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// The endpoints of the ring an exporter uses now.
+pub fn ring_endpoints(running: &service::Running, exporter: &str) -> Vec<String> {
+    running.pools[exporter]
+        .load()
+        .ring()
+        .endpoints()
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
 }

@@ -220,7 +220,10 @@ pub struct K8sResolverConfig {
     pub service: String,
     /// Ports to send to; each endpoint gets one backend per port. Default `[4317]`.
     pub ports: Vec<u16>,
-    /// Deadline of one Kubernetes API call. Default 1s.
+    /// Deadline for connecting and sending a request to the Kubernetes API
+    /// server, and how long start-up waits for the first list of endpoints
+    /// (after that the watch goes on and the ring fills when the list
+    /// arrives). Default 1s.
     #[serde(deserialize_with = "duration::deserialize")]
     pub timeout: Duration,
     /// Address backends as `<pod-hostname>.<service>.<namespace>` instead of
