@@ -13,7 +13,6 @@ use std::sync::{
 };
 
 use bytes::Bytes;
-use metrics::Counter;
 
 use super::{
     pool::{Pool, PoolHandle},
@@ -22,7 +21,7 @@ use super::{
 use crate::{
     consumer::{Ack, ConsumeError, ConsumeFuture, Consumer, CountedFuture, malformed},
     signal::Signal,
-    telemetry::Telemetry,
+    telemetry::{Telemetry, metrics::ExporterCounters},
     wire::{self, Part, RoutingKey, Splitter},
 };
 
@@ -42,8 +41,7 @@ pub struct Forwarder {
     routing: Routing,
     retry: RetrySettings,
     rotation: AtomicU64,
-    sent: [Counter; 3],
-    failed: [Counter; 3],
+    counters: ExporterCounters,
 }
 
 impl Forwarder {
@@ -55,26 +53,13 @@ impl Forwarder {
         retry: RetrySettings,
         telemetry: &Telemetry,
     ) -> Forwarder {
-        let labels = [("exporter", name)];
-        let counter = |prefix: &str, s: Signal| {
-            let metric: &'static str = match (prefix, s) {
-                ("sent", Signal::Traces) => "otelcol_exporter_sent_spans_total",
-                ("sent", Signal::Metrics) => "otelcol_exporter_sent_metric_points_total",
-                ("sent", Signal::Logs) => "otelcol_exporter_sent_log_records_total",
-                (_, Signal::Traces) => "otelcol_exporter_send_failed_spans_total",
-                (_, Signal::Metrics) => "otelcol_exporter_send_failed_metric_points_total",
-                (_, Signal::Logs) => "otelcol_exporter_send_failed_log_records_total",
-            };
-            telemetry.counter(metric, &labels)
-        };
         Forwarder {
             name: name.to_string(),
             pool,
             routing,
             retry,
             rotation: AtomicU64::new(0),
-            sent: Signal::ALL.map(|s| counter("sent", s)),
-            failed: Signal::ALL.map(|s| counter("failed", s)),
+            counters: ExporterCounters::new(telemetry, name),
         }
     }
 
@@ -196,7 +181,7 @@ impl Forwarder {
             for (part, result) in pending.into_iter().zip(results) {
                 match result {
                     Ok(backend_ack) => {
-                        self.sent[signal as usize].increment(part.items);
+                        self.counters.sent[signal as usize].increment(part.items);
                         ack.merge(backend_ack);
                     }
                     Err(e) if e.retryable => {
@@ -205,7 +190,7 @@ impl Forwarder {
                     }
                     Err(e) => {
                         tracing::warn!(exporter = %self.name, "backend refused data for good: {e}");
-                        self.failed[signal as usize].increment(part.items);
+                        self.counters.failed[signal as usize].increment(part.items);
                         ack.merge(Ack {
                             rejected: part.items,
                             message: e.to_string(),
@@ -218,7 +203,7 @@ impl Forwarder {
             }
             let Some(wait) = backoff.next_wait() else {
                 let lost: u64 = retry.iter().map(|p| p.items).sum();
-                self.failed[signal as usize].increment(lost);
+                self.counters.failed[signal as usize].increment(lost);
                 tracing::warn!(exporter = %self.name, items = lost, "giving up: {last_error}");
                 return Err(ConsumeError::Unavailable(format!(
                     "exporter {}: {lost} {} not delivered: {last_error}",

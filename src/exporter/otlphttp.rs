@@ -10,14 +10,13 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use metrics::Counter;
 
 use super::retry::{Backoff, RetrySettings};
 use crate::{
     consumer::{Ack, ConsumeError, ConsumeFuture, Consumer},
     receiver::json,
     signal::Signal,
-    telemetry::Telemetry,
+    telemetry::{Telemetry, metrics::ExporterCounters},
     wire,
 };
 
@@ -56,8 +55,7 @@ pub struct OtlpHttp {
     name: String,
     settings: HttpSettings,
     client: Client<Connector, Full<Bytes>>,
-    sent: [Counter; 3],
-    failed: [Counter; 3],
+    counters: ExporterCounters,
 }
 
 impl OtlpHttp {
@@ -75,23 +73,10 @@ impl OtlpHttp {
             .enable_http2()
             .build();
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        let labels = [("exporter", name)];
-        let counter = |sent: bool, s: Signal| {
-            let metric: &'static str = match (sent, s) {
-                (true, Signal::Traces) => "otelcol_exporter_sent_spans_total",
-                (true, Signal::Metrics) => "otelcol_exporter_sent_metric_points_total",
-                (true, Signal::Logs) => "otelcol_exporter_sent_log_records_total",
-                (false, Signal::Traces) => "otelcol_exporter_send_failed_spans_total",
-                (false, Signal::Metrics) => "otelcol_exporter_send_failed_metric_points_total",
-                (false, Signal::Logs) => "otelcol_exporter_send_failed_log_records_total",
-            };
-            telemetry.counter(metric, &labels)
-        };
         Ok(OtlpHttp {
             name: name.to_string(),
             client,
-            sent: Signal::ALL.map(|s| counter(true, s)),
-            failed: Signal::ALL.map(|s| counter(false, s)),
+            counters: ExporterCounters::new(telemetry, name),
             settings,
         })
     }
@@ -187,7 +172,7 @@ impl OtlpHttp {
         loop {
             match self.post(url, body.clone()).await {
                 Ok(ack) => {
-                    self.sent[signal as usize].increment(items);
+                    self.counters.sent[signal as usize].increment(items);
                     return Ok(ack);
                 }
                 Err((true, message)) => match backoff.next_wait() {
@@ -196,7 +181,7 @@ impl OtlpHttp {
                         tokio::time::sleep(wait).await;
                     }
                     None => {
-                        self.failed[signal as usize].increment(items);
+                        self.counters.failed[signal as usize].increment(items);
                         return Err(ConsumeError::Unavailable(format!(
                             "exporter {}: {message}",
                             self.name
@@ -204,7 +189,7 @@ impl OtlpHttp {
                     }
                 },
                 Err((false, message)) => {
-                    self.failed[signal as usize].increment(items);
+                    self.counters.failed[signal as usize].increment(items);
                     tracing::warn!(exporter = %self.name, "backend refused data for good: {message}");
                     return Ok(Ack {
                         rejected: items,

@@ -10,6 +10,8 @@ use std::{future::Future, sync::Arc, time::Duration};
 use axum::{Router, routing::get};
 use tokio::net::TcpListener;
 
+use crate::signal::Signal;
+
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
@@ -337,6 +339,36 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// The collector's per-exporter item counters, indexed by [`Signal`]:
+/// `otelcol_exporter_sent_*_total` and `otelcol_exporter_send_failed_*_total`.
+pub struct ExporterCounters {
+    /// Items a backend accepted.
+    pub sent: [Counter; 3],
+    /// Items that could not be delivered.
+    pub failed: [Counter; 3],
+}
+
+impl ExporterCounters {
+    /// The counters of exporter `exporter`.
+    pub fn new(telemetry: &Telemetry, exporter: &str) -> ExporterCounters {
+        let labels = [("exporter", exporter)];
+        let sent = |s: Signal| match s {
+            Signal::Traces => "otelcol_exporter_sent_spans_total",
+            Signal::Metrics => "otelcol_exporter_sent_metric_points_total",
+            Signal::Logs => "otelcol_exporter_sent_log_records_total",
+        };
+        let failed = |s: Signal| match s {
+            Signal::Traces => "otelcol_exporter_send_failed_spans_total",
+            Signal::Metrics => "otelcol_exporter_send_failed_metric_points_total",
+            Signal::Logs => "otelcol_exporter_send_failed_log_records_total",
+        };
+        ExporterCounters {
+            sent: Signal::ALL.map(|s| telemetry.counter(sent(s), &labels)),
+            failed: Signal::ALL.map(|s| telemetry.counter(failed(s), &labels)),
+        }
+    }
 }
 
 fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
