@@ -192,13 +192,10 @@ async fn load_balancer(
     // has already waited for its first list; a DNS answer takes up to the
     // resolver's timeout.
     let (updates, first_within) = match resolver {
-        Resolver::Static(s) => {
-            let hostnames: Vec<String> = s.endpoints().iter().map(|hp| hp.to_string()).collect();
-            (
-                discovery::fixed::resolve(&hostnames, resolutions),
-                Duration::ZERO,
-            )
-        }
+        Resolver::Static(s) => (
+            discovery::fixed::resolve(&s.endpoints(), resolutions),
+            Duration::ZERO,
+        ),
         Resolver::Dns(dns) => (discovery::dns::resolve(dns, resolutions), dns.timeout),
         Resolver::K8s(k8s) => (
             discovery::k8s::resolve(k8s, resolutions)
@@ -243,8 +240,7 @@ async fn otlp_exporter(
     let name = id.as_str();
     let target = otlp
         .target()
-        .ok_or_else(|| BuildError::new(id, "endpoint: required"))?
-        .to_string();
+        .ok_or_else(|| BuildError::new(id, "endpoint: required"))?;
     let settings = Arc::new(client_settings(id, otlp)?);
     let pool = PoolHandle::new(name, "static", settings, 1, telemetry.clone());
     let updates = discovery::fixed::resolve(&[target], Resolutions::new(telemetry, name, "static"));

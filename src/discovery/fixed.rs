@@ -1,21 +1,20 @@
-//! The `static` resolver: a fixed list of `host[:port]`, resolved once.
+//! The `static` resolver: a fixed list of endpoints, resolved once.
 //! (`static` is a keyword, hence the module name.)
+//!
+//! The config has already parsed each entry and given a missing port the
+//! default (`config::exporters::DEFAULT_BACKEND_PORT`), so this only
+//! publishes the set.
 
 use std::collections::BTreeSet;
 
 use futures::StreamExt;
 
-use super::{Resolutions, Update, Updates, with_port};
+use super::{Resolutions, Update, Updates};
+use crate::config::endpoint::HostPort;
 
-/// The default OTLP/gRPC port, appended to hostnames without one.
-pub const DEFAULT_PORT: u16 = 4317;
-
-/// One `Reset` with the hostnames (ports defaulted), then nothing more.
-pub fn resolve(hostnames: &[String], resolutions: Resolutions) -> Updates {
-    let set: BTreeSet<String> = hostnames
-        .iter()
-        .map(|h| with_port(h, DEFAULT_PORT))
-        .collect();
+/// One `Reset` with the endpoints, then nothing more.
+pub fn resolve(endpoints: &[HostPort], resolutions: Resolutions) -> Updates {
+    let set: BTreeSet<String> = endpoints.iter().map(HostPort::to_string).collect();
     resolutions.record(true);
     futures::stream::once(async move { Update::Reset(set) })
         .chain(futures::stream::pending())

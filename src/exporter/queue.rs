@@ -14,7 +14,7 @@ use metrics::{Counter, Gauge};
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::{
-    consumer::{Ack, ConsumeError, ConsumeFuture, Consumer},
+    consumer::{Ack, ConsumeError, ConsumeFuture, Consumer, CountedFuture, malformed},
     signal::Signal,
     telemetry::Telemetry,
     wire,
@@ -126,9 +126,13 @@ impl Queue {
         (queue, done)
     }
 
-    async fn enqueue(&self, signal: Signal, request: Bytes) -> Result<Ack, ConsumeError> {
-        let items = wire::count_items(signal, &request)
-            .map_err(|e| ConsumeError::InvalidArgument(e.to_string()))?;
+    /// Queues a request of `items` items (counted once, by the caller).
+    async fn enqueue(
+        &self,
+        signal: Signal,
+        request: Bytes,
+        items: u64,
+    ) -> Result<Ack, ConsumeError> {
         let cost = match self.settings.sizer {
             Sizer::Requests => 1,
             Sizer::Items => items,
@@ -167,6 +171,20 @@ impl Queue {
 
 impl Consumer for Queue {
     fn consume(&self, signal: Signal, request: Bytes) -> ConsumeFuture<'_> {
-        Box::pin(self.enqueue(signal, request))
+        Box::pin(async move {
+            let items = wire::count_items(signal, &request).map_err(|e| malformed(signal, e))?;
+            self.enqueue(signal, request, items).await
+        })
+    }
+
+    /// Counts once for both the receiver's counters and the `items` sizer.
+    fn count_and_consume(&self, signal: Signal, request: Bytes) -> CountedFuture<'_> {
+        Box::pin(async move {
+            match wire::count_items(signal, &request) {
+                Err(e) => (0, Err(malformed(signal, e))),
+                Ok(0) => (0, Ok(Ack::ok())),
+                Ok(items) => (items, self.enqueue(signal, request, items).await),
+            }
+        })
     }
 }

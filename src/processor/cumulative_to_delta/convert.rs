@@ -92,26 +92,33 @@ pub(super) trait CumulativePoint {
     fn clear_extremes(&mut self) {}
 }
 
+/// The accessors every OTLP data point type spells the same way.
+macro_rules! point_fields {
+    () => {
+        fn attributes(&self) -> &[KeyValue] {
+            &self.attributes
+        }
+
+        fn start(&self) -> u64 {
+            self.start_time_unix_nano
+        }
+
+        fn time(&self) -> u64 {
+            self.time_unix_nano
+        }
+
+        fn set_start(&mut self, start: u64) {
+            self.start_time_unix_nano = start;
+        }
+
+        fn flags(&self) -> u32 {
+            self.flags
+        }
+    };
+}
+
 impl CumulativePoint for NumberDataPoint {
-    fn attributes(&self) -> &[KeyValue] {
-        &self.attributes
-    }
-
-    fn start(&self) -> u64 {
-        self.start_time_unix_nano
-    }
-
-    fn time(&self) -> u64 {
-        self.time_unix_nano
-    }
-
-    fn set_start(&mut self, start: u64) {
-        self.start_time_unix_nano = start;
-    }
-
-    fn flags(&self) -> u32 {
-        self.flags
-    }
+    point_fields!();
 
     fn value_type(&self) -> Option<u8> {
         match self.value? {
@@ -165,25 +172,7 @@ impl CumulativePoint for NumberDataPoint {
 }
 
 impl CumulativePoint for HistogramDataPoint {
-    fn attributes(&self) -> &[KeyValue] {
-        &self.attributes
-    }
-
-    fn start(&self) -> u64 {
-        self.start_time_unix_nano
-    }
-
-    fn time(&self) -> u64 {
-        self.time_unix_nano
-    }
-
-    fn set_start(&mut self, start: u64) {
-        self.start_time_unix_nano = start;
-    }
-
-    fn flags(&self) -> u32 {
-        self.flags
-    }
+    point_fields!();
 
     fn value_type(&self) -> Option<u8> {
         Some(0)
@@ -249,25 +238,7 @@ impl CumulativePoint for HistogramDataPoint {
 }
 
 impl CumulativePoint for ExponentialHistogramDataPoint {
-    fn attributes(&self) -> &[KeyValue] {
-        &self.attributes
-    }
-
-    fn start(&self) -> u64 {
-        self.start_time_unix_nano
-    }
-
-    fn time(&self) -> u64 {
-        self.time_unix_nano
-    }
-
-    fn set_start(&mut self, start: u64) {
-        self.start_time_unix_nano = start;
-    }
-
-    fn flags(&self) -> u32 {
-        self.flags
-    }
+    point_fields!();
 
     fn value_type(&self) -> Option<u8> {
         Some(0)
