@@ -36,6 +36,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod codec;
+pub mod component;
 pub mod config;
 pub mod consumer;
 pub mod demo;

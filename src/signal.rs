@@ -66,3 +66,63 @@ impl fmt::Display for Signal {
         f.write_str(self.as_str())
     }
 }
+
+/// One value per signal, indexed by [`Signal`]: the one container for
+/// per-signal state (counters, routing keys, consumers, URLs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PerSignal<T> {
+    /// Traces, metrics, logs, in [`Signal::ALL`] order.
+    values: [T; 3],
+}
+
+impl<T> PerSignal<T> {
+    /// A value for each signal, from `f`.
+    pub fn from_fn(mut f: impl FnMut(Signal) -> T) -> PerSignal<T> {
+        PerSignal {
+            values: Signal::ALL.map(&mut f),
+        }
+    }
+
+    /// Applies `f` to each signal's value.
+    pub fn map<U>(self, mut f: impl FnMut(Signal, T) -> U) -> PerSignal<U> {
+        let [t, m, l] = self.values;
+        PerSignal {
+            values: [
+                f(Signal::Traces, t),
+                f(Signal::Metrics, m),
+                f(Signal::Logs, l),
+            ],
+        }
+    }
+
+    /// Each signal with its value.
+    pub fn iter(&self) -> impl Iterator<Item = (Signal, &T)> {
+        Signal::ALL.into_iter().zip(self.values.iter())
+    }
+}
+
+impl<T> std::ops::Index<Signal> for PerSignal<T> {
+    type Output = T;
+
+    fn index(&self, signal: Signal) -> &T {
+        &self.values[signal.position()]
+    }
+}
+
+impl<T> std::ops::IndexMut<Signal> for PerSignal<T> {
+    fn index_mut(&mut self, signal: Signal) -> &mut T {
+        &mut self.values[signal.position()]
+    }
+}
+
+impl Signal {
+    /// The signal's place in [`Signal::ALL`]; private so that per-signal
+    /// state goes through [`PerSignal`].
+    fn position(self) -> usize {
+        match self {
+            Signal::Traces => 0,
+            Signal::Metrics => 1,
+            Signal::Logs => 2,
+        }
+    }
+}
