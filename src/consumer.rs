@@ -9,7 +9,7 @@
 //! been delivered downstream (or, for a stateful processor, taken into its
 //! bounded state): that is what lets the receiver give a synchronous ack.
 
-use std::{future::Future, pin::Pin};
+use std::{future::Future, pin::Pin, sync::Arc};
 
 use bytes::Bytes;
 
@@ -100,4 +100,33 @@ pub trait Consumer: Send + Sync + 'static {
 /// The error for a request whose framing is broken.
 pub fn malformed(signal: Signal, e: wire::WireError) -> ConsumeError {
     ConsumeError::InvalidArgument(format!("malformed {signal} request: {e}"))
+}
+
+/// Sends each request to several consumers at once; fails if any fails.
+struct FanOut(Vec<Arc<dyn Consumer>>);
+
+/// One consumer for several: itself when there is one.
+pub fn fan_out(mut consumers: Vec<Arc<dyn Consumer>>) -> Arc<dyn Consumer> {
+    if consumers.len() == 1
+        && let Some(only) = consumers.pop()
+    {
+        return only;
+    }
+    Arc::new(FanOut(consumers))
+}
+
+impl Consumer for FanOut {
+    fn consume(&self, signal: Signal, request: Bytes) -> ConsumeFuture<'_> {
+        Box::pin(async move {
+            let results = futures::future::join_all(
+                self.0.iter().map(|c| c.consume(signal, request.clone())),
+            )
+            .await;
+            let mut ack = Ack::ok();
+            for result in results {
+                ack.merge(result?);
+            }
+            Ok(ack)
+        })
+    }
 }

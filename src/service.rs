@@ -13,7 +13,9 @@ use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use crate::{
     config::{ComponentId, Config, extensions::ExtensionConfig, receivers::ReceiverConfig},
     exporter::{PoolHandle, debug::Debug},
-    pipeline::{self, BuildError},
+    component::BuildError,
+    pipeline,
+    signal::PerSignal,
     receiver::{self, Receiver},
     telemetry::{
         Telemetry,
@@ -160,7 +162,13 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
         // A receiver no pipeline uses still listens, as in the collector.
         let receiver = receivers
             .entry(id.clone())
-            .or_insert_with(|| Arc::new(Receiver::new(id.as_str(), [None, None, None], &telemetry)))
+            .or_insert_with(|| {
+                Arc::new(Receiver::new(
+                    id.as_str(),
+                    PerSignal::default(),
+                    &telemetry,
+                ))
+            })
             .clone();
         let addr = local(&listener)?;
         let done = until_stopped();
@@ -183,7 +191,7 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
     }
     drop(receivers);
 
-    let mut background = built.background;
+    let mut background = built.tasks.background;
     background.push(tokio::spawn(telemetry.clone().run_upkeep()));
     health_state.set(State::Ready);
     Ok(Running {
@@ -207,7 +215,7 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
         servers,
         admin,
         background,
-        drains: built.drains,
+        drains: built.tasks.drains,
     })
 }
 

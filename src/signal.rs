@@ -76,6 +76,13 @@ pub struct PerSignal<T> {
 }
 
 impl<T> PerSignal<T> {
+    /// The values for traces, metrics and logs.
+    pub const fn new(traces: T, metrics: T, logs: T) -> PerSignal<T> {
+        PerSignal {
+            values: [traces, metrics, logs],
+        }
+    }
+
     /// A value for each signal, from `f`.
     pub fn from_fn(mut f: impl FnMut(Signal) -> T) -> PerSignal<T> {
         PerSignal {

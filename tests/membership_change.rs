@@ -34,12 +34,13 @@ use std::{
 use bytes::Bytes;
 use futures::channel::mpsc::{UnboundedSender, unbounded};
 use otlp_lb::{
-    discovery::{self, Update},
-    exporter::{ClientSettings, Forwarder, PoolHandle, backend::Backend, retry::RetrySettings},
+    config::{endpoint::Endpoint, exporters::RetryConfig},
+    discovery::Update,
+    exporter::{ClientSettings, Forwarder, PoolHandle, Routing, backend::Backend},
     routing::{Ring, ring::DEFAULT_VNODES},
-    signal::Signal,
+    signal::{PerSignal, Signal},
     telemetry::Telemetry,
-    wire::RoutingKey,
+    wire::{RoutingKey, Splitter},
 };
 use prost::Message;
 use support::{requests, sink::Sink};
@@ -63,7 +64,7 @@ fn forwarder(telemetry: &Arc<Telemetry>) -> (Arc<PoolHandle>, Arc<Forwarder>) {
         DEFAULT_VNODES,
         telemetry.clone(),
     );
-    let retry = RetrySettings {
+    let retry = RetryConfig {
         enabled: true,
         initial_interval: Duration::from_millis(10),
         max_interval: Duration::from_millis(50),
@@ -74,8 +75,13 @@ fn forwarder(telemetry: &Arc<Telemetry>) -> (Arc<PoolHandle>, Arc<Forwarder>) {
     let forwarder = Forwarder::new(
         "loadbalancing",
         pool.clone(),
-        Forwarder::keyed([Some(RoutingKey::TraceId), None, None]),
+        Routing::Keyed(PerSignal::new(
+            Some(Splitter::new(Signal::Traces, RoutingKey::TraceId)),
+            None,
+            None,
+        )),
         retry,
+        None,
         telemetry,
     );
     (pool, Arc::new(forwarder))
@@ -103,8 +109,11 @@ async fn send_until(forwarder: Arc<Forwarder>, sender: u64, stop: Arc<AtomicBool
     sent
 }
 
-fn set(sinks: &[&Sink]) -> Vec<String> {
-    sinks.iter().map(|s| endpoint(s)).collect()
+fn set(sinks: &[&Sink]) -> Vec<Endpoint> {
+    sinks
+        .iter()
+        .map(|s| Endpoint::from_socket_addr(s.addr))
+        .collect()
 }
 
 fn ring_of(pool: &PoolHandle) -> BTreeSet<String> {
@@ -131,7 +140,7 @@ async fn traffic_survives_backends_coming_and_going() {
     let telemetry = Telemetry::new();
     let (pool, forwarder) = forwarder(&telemetry);
     let (tx, rx) = unbounded();
-    let builder = tokio::spawn(discovery::run(Box::pin(rx), pool.clone()));
+    let builder = pool.follow(Box::pin(rx), Duration::ZERO).await;
 
     tx.unbounded_send(Update::Reset(
         set(&[&s[0], &s[1], &s[2]]).into_iter().collect(),
@@ -169,7 +178,7 @@ async fn traffic_survives_backends_coming_and_going() {
     let last = set(&[&s[4], &s[5], &s[6], &s[7]]);
     change(&tx, Update::Reset(last.iter().cloned().collect())).await;
     support::wait_until("the final ring is in", || {
-        ring_of(&pool) == last.iter().cloned().collect()
+        ring_of(&pool) == last.iter().map(Endpoint::to_string).collect()
     })
     .await;
 
@@ -196,7 +205,7 @@ async fn traffic_survives_backends_coming_and_going() {
     // After the last change, every trace lands on its owner under the final
     // ring.
     let before: Vec<usize> = s.iter().map(|x| x.snapshot().spans.len()).collect();
-    let final_ring = Ring::new(&last, DEFAULT_VNODES);
+    let final_ring = Ring::new(last.iter().map(Endpoint::to_string), DEFAULT_VNODES);
     for i in 0..100u64 {
         let ack = forwarder
             .deliver(Signal::Traces, request((99 << 32) | i))
@@ -219,7 +228,7 @@ async fn traffic_survives_backends_coming_and_going() {
     assert_eq!(
         per_sink.keys().cloned().collect::<Vec<_>>(),
         {
-            let mut l = last.clone();
+            let mut l: Vec<String> = last.iter().map(Endpoint::to_string).collect();
             l.sort();
             l
         },

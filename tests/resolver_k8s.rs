@@ -14,7 +14,7 @@ use std::{sync::Arc, time::Duration};
 
 use otlp_lb::{
     config::exporters::K8sResolverConfig,
-    discovery::{self, Resolutions, k8s},
+    discovery::{Resolutions, k8s},
     exporter::{ClientSettings, PoolHandle},
     proto::collector::trace::v1::trace_service_client::TraceServiceClient,
     routing::{Ring, ring::DEFAULT_VNODES},
@@ -96,7 +96,7 @@ async fn the_ring_follows_endpointslices_through_watch_drops_and_relists() {
         &config,
         Resolutions::new(&telemetry, "lb", "k8s"),
     );
-    let builder = tokio::spawn(discovery::run(updates, pool.clone()));
+    let builder = pool.follow(updates, Duration::ZERO).await;
 
     // The first list: both slices merged, the not-ready pod left out, one
     // backend per port.

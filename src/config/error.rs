@@ -17,10 +17,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     /// An error at `path`.
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    pub fn new(path: impl Into<String>, message: impl std::fmt::Display) -> ConfigError {
         ConfigError {
             path: path.into(),
-            message: message.into(),
+            message: message.to_string(),
         }
     }
 }

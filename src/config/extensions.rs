@@ -4,7 +4,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::component::ComponentKind;
 use super::de::{Unsupported, null_as_default};
-use super::endpoint::HostPort;
+use super::endpoint::Endpoint;
 use super::error::{ConfigError, child};
 
 /// One configured extension, by type.
@@ -67,7 +67,7 @@ impl Default for HealthCheckConfig {
 
 impl HealthCheckConfig {
     fn validate(&self, path: &str) -> Result<(), ConfigError> {
-        HostPort::parse_listen(&self.endpoint)
+        Endpoint::parse_listen(&self.endpoint)
             .map_err(|e| ConfigError::new(child(path, "endpoint"), e))?;
         if !self.path.starts_with('/') {
             return Err(ConfigError::new(child(path, "path"), "must start with /"));

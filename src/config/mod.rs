@@ -33,7 +33,7 @@ pub use error::ConfigError;
 
 use crate::signal::Signal;
 use component::deserialize_components;
-use endpoint::HostPort;
+use endpoint::Endpoint;
 use error::{child, item};
 use exporters::{EndpointRule, ExporterConfig};
 use extensions::ExtensionConfig;
@@ -221,16 +221,16 @@ impl Config {
         if let Some(address) = self.metrics_address() {
             servers.push(("service.telemetry.metrics".into(), address));
         }
-        let parsed: Vec<(String, HostPort)> = servers
+        let parsed: Vec<(String, Endpoint)> = servers
             .into_iter()
-            .filter_map(|(path, text)| HostPort::parse_listen(&text).ok().map(|hp| (path, hp)))
+            .filter_map(|(path, text)| Endpoint::parse_listen(&text).ok().map(|hp| (path, hp)))
             .collect();
         for (i, (path, a)) in parsed.iter().enumerate() {
             for (other, b) in &parsed[..i] {
-                if a.port != 0 && a.port == b.port && hosts_overlap(&a.host, &b.host) {
+                if a.port() != 0 && a.port() == b.port() && hosts_overlap(a.host(), b.host()) {
                     return Err(ConfigError::new(
                         path.clone(),
-                        format!("port {} is also used by {other}", a.port),
+                        format!("port {} is also used by {other}", a.port()),
                     ));
                 }
             }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::component::ComponentKind;
 use super::de::{Unsupported, null_as_default, present};
-use super::endpoint::HostPort;
+use super::endpoint::Endpoint;
 use super::error::{ConfigError, child};
 
 /// One configured receiver, by type.
@@ -163,7 +163,7 @@ impl OtlpReceiverConfig {
         }
         if let Some(grpc) = &p.grpc {
             let path = child(&protocols, "grpc");
-            HostPort::parse_listen(&grpc.endpoint)
+            Endpoint::parse_listen(&grpc.endpoint)
                 .map_err(|e| ConfigError::new(child(&path, "endpoint"), e))?;
             if grpc.max_recv_msg_size_mib == 0 {
                 return Err(ConfigError::new(
@@ -174,7 +174,7 @@ impl OtlpReceiverConfig {
         }
         if let Some(http) = &p.http {
             let path = child(&protocols, "http");
-            HostPort::parse_listen(&http.endpoint)
+            Endpoint::parse_listen(&http.endpoint)
                 .map_err(|e| ConfigError::new(child(&path, "endpoint"), e))?;
             if http.max_request_body_size == 0 {
                 return Err(ConfigError::new(

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::component::{ComponentId, PipelineId};
 use super::de::{Unsupported, null_as_default, present};
-use super::endpoint::HostPort;
+use super::endpoint::Endpoint;
 use super::error::{ConfigError, child, item};
 
 /// Where the Prometheus metrics are served when nothing says otherwise.
@@ -194,11 +194,7 @@ impl MetricsTelemetryConfig {
                 host: Some(host),
                 port: Some(port),
             }) => Some(
-                HostPort {
-                    host: host.clone(),
-                    port: *port,
-                }
-                .to_string(),
+                Endpoint::new(host, *port).to_string(),
             ),
             _ => Some(DEFAULT_METRICS_ADDRESS.to_owned()),
         }
@@ -212,7 +208,7 @@ impl MetricsTelemetryConfig {
                     "set either address or readers, not both",
                 ));
             }
-            HostPort::parse_listen(address)
+            Endpoint::parse_listen(address)
                 .map_err(|e| ConfigError::new(child(path, "address"), e))?;
         }
         let readers = child(path, "readers");
@@ -238,13 +234,7 @@ impl MetricsTelemetryConfig {
             let Some(port) = prometheus.port else {
                 return Err(ConfigError::new(child(&path, "port"), "required"));
             };
-            HostPort::parse_listen(
-                &HostPort {
-                    host: host.clone(),
-                    port,
-                }
-                .to_string(),
-            )
+            Endpoint::parse_listen(&Endpoint::new(host, port).to_string())
             .map_err(|e| ConfigError::new(child(&path, "host"), e))?;
         }
         Ok(())

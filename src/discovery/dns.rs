@@ -30,7 +30,10 @@ use hickory_resolver::{
 use tokio::time::{Interval, MissedTickBehavior};
 
 use super::{Resolutions, Update, Updates};
-use crate::config::exporters::{DnsRecord, DnsResolverConfig};
+use crate::config::{
+    endpoint::Endpoint,
+    exporters::{DnsRecord, DnsResolverConfig},
+};
 
 /// Why one resolution produced no set.
 #[derive(Debug, thiserror::Error)]
@@ -88,14 +91,14 @@ struct State {
     config: DnsResolverConfig,
     /// Built on the first tick (and again after a setup failure).
     resolver: Option<TokioResolver>,
-    last: Option<BTreeSet<String>>,
+    last: Option<BTreeSet<Endpoint>>,
     ticks: Interval,
     resolutions: Resolutions,
 }
 
 impl State {
     /// Resolves on every tick until the set differs from the last good one.
-    async fn next_change(&mut self) -> BTreeSet<String> {
+    async fn next_change(&mut self) -> BTreeSet<Endpoint> {
         loop {
             self.ticks.tick().await;
             match self.resolve_once().await {
@@ -116,7 +119,7 @@ impl State {
         }
     }
 
-    async fn resolve_once(&mut self) -> Result<BTreeSet<String>, DnsError> {
+    async fn resolve_once(&mut self) -> Result<BTreeSet<Endpoint>, DnsError> {
         let resolver = match &self.resolver {
             Some(resolver) => resolver,
             None => self.resolver.insert(build(&self.config).await?),
@@ -153,7 +156,7 @@ impl State {
 async fn lookup(
     resolver: &TokioResolver,
     config: &DnsResolverConfig,
-) -> Result<BTreeSet<String>, String> {
+) -> Result<BTreeSet<Endpoint>, String> {
     match config.record {
         DnsRecord::A => {
             let port = config.effective_port();
@@ -163,7 +166,7 @@ async fn lookup(
                 .map_err(|e| e.to_string())?;
             Ok(ips
                 .iter()
-                .map(|ip| SocketAddr::new(ip, port).to_string())
+                .map(|ip| Endpoint::from_socket_addr(SocketAddr::new(ip, port)))
                 .collect())
         }
         DnsRecord::Srv => {
@@ -185,15 +188,12 @@ async fn lookup(
 
 /// `target:port` for one SRV record; `None` for the "no service" target
 /// `.` and for port 0.
-fn srv_endpoint(target: &str, port: u16) -> Option<String> {
+fn srv_endpoint(target: &str, port: u16) -> Option<Endpoint> {
     let host = target.strip_suffix('.').unwrap_or(target);
     if host.is_empty() || port == 0 {
         return None;
     }
-    Some(match host.parse::<IpAddr>() {
-        Ok(ip) => SocketAddr::new(ip, port).to_string(),
-        Err(_) => format!("{host}:{port}"),
-    })
+    Some(Endpoint::new(host, port))
 }
 
 /// The resolver for `config`: the system's, or one that asks only
@@ -206,10 +206,10 @@ async fn build(config: &DnsResolverConfig) -> Result<TokioResolver, DnsError> {
             let ns = config
                 .nameserver_addr()
                 .ok_or_else(|| setup(format!("nameserver \"{text}\" is not host:port")))?;
-            let addr = match ns.host.parse::<IpAddr>() {
-                Ok(ip) => SocketAddr::new(ip, ns.port),
+            let addr = match ns.host().parse::<IpAddr>() {
+                Ok(ip) => SocketAddr::new(ip, ns.port()),
                 // A nameserver given by name is looked up by the system.
-                Err(_) => tokio::net::lookup_host((ns.host.as_str(), ns.port))
+                Err(_) => tokio::net::lookup_host((ns.host(), ns.port()))
                     .await
                     .map_err(|e| setup(format!("nameserver {text}: {e}")))?
                     .next()
@@ -241,14 +241,12 @@ mod tests {
 
     #[test]
     fn srv_targets_become_host_port() {
+        let text = |target, port| srv_endpoint(target, port).map(|e| e.to_string());
         assert_eq!(
-            srv_endpoint("collector-0.collectors.example.com.", 4317).as_deref(),
+            text("Collector-0.collectors.example.com.", 4317).as_deref(),
             Some("collector-0.collectors.example.com:4317")
         );
-        assert_eq!(
-            srv_endpoint("10.0.0.7.", 5317).as_deref(),
-            Some("10.0.0.7:5317")
-        );
+        assert_eq!(text("10.0.0.7.", 5317).as_deref(), Some("10.0.0.7:5317"));
         assert_eq!(srv_endpoint(".", 4317), None);
         assert_eq!(srv_endpoint("a.example.com.", 0), None);
     }

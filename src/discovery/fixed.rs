@@ -10,11 +10,11 @@ use std::collections::BTreeSet;
 use futures::StreamExt;
 
 use super::{Resolutions, Update, Updates};
-use crate::config::endpoint::HostPort;
+use crate::config::endpoint::Endpoint;
 
 /// One `Reset` with the endpoints, then nothing more.
-pub fn resolve(endpoints: &[HostPort], resolutions: Resolutions) -> Updates {
-    let set: BTreeSet<String> = endpoints.iter().map(HostPort::to_string).collect();
+pub fn resolve(endpoints: &[Endpoint], resolutions: Resolutions) -> Updates {
+    let set: BTreeSet<Endpoint> = endpoints.iter().cloned().collect();
     resolutions.record(true);
     futures::stream::once(async move { Update::Reset(set) })
         .chain(futures::stream::pending())

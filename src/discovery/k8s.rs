@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
+use k8s_openapi::api::discovery::v1::{Endpoint as SliceEndpoint, EndpointSlice};
 use kube::{
     Api, Client,
     runtime::{
@@ -23,8 +23,20 @@ use kube::{
     },
 };
 
-use super::{Resolutions, Update, Updates, with_port};
+use super::{Resolutions, Update, Updates};
+use crate::config::endpoint::Endpoint;
 use crate::config::exporters::K8sResolverConfig;
+
+/// Why the resolver could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum K8sError {
+    /// Neither in-cluster settings nor a kubeconfig were found.
+    #[error("resolver.k8s: no Kubernetes client configuration: {0}")]
+    NoConfig(#[source] kube::config::InferConfigError),
+    /// The client could not be built from the settings found.
+    #[error("resolver.k8s: cannot build a Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+}
 
 /// Where a pod finds its own namespace.
 pub const NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -41,14 +53,11 @@ const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub async fn resolve(
     config: &K8sResolverConfig,
     resolutions: Resolutions,
-) -> Result<Updates, String> {
-    let mut client_config = kube::Config::infer()
-        .await
-        .map_err(|e| format!("resolver.k8s: no Kubernetes client configuration: {e}"))?;
+) -> Result<Updates, K8sError> {
+    let mut client_config = kube::Config::infer().await.map_err(K8sError::NoConfig)?;
     client_config.connect_timeout = Some(config.timeout);
     client_config.write_timeout = Some(config.timeout);
-    let client = Client::try_from(client_config)
-        .map_err(|e| format!("resolver.k8s: cannot build a Kubernetes client: {e}"))?;
+    let client = Client::try_from(client_config).map_err(K8sError::Client)?;
     let namespace = namespace(config, std::fs::read_to_string(NAMESPACE_FILE).ok());
     let mut updates = watch(client, &namespace, config, resolutions);
     match tokio::time::timeout(config.timeout, updates.next()).await {
@@ -136,11 +145,11 @@ pub struct Slices {
     ports: Vec<u16>,
     return_hostnames: bool,
     /// Backends per slice name, as of the last complete state.
-    current: BTreeMap<String, BTreeSet<String>>,
+    current: BTreeMap<String, BTreeSet<Endpoint>>,
     /// A list in progress (between `Init` and `InitDone`).
-    listing: Option<BTreeMap<String, BTreeSet<String>>>,
+    listing: Option<BTreeMap<String, BTreeSet<Endpoint>>>,
     /// The set last reported downstream.
-    reported: Option<BTreeSet<String>>,
+    reported: Option<BTreeSet<Endpoint>>,
 }
 
 impl Slices {
@@ -185,7 +194,7 @@ impl Slices {
         }
         // Several slices may list one endpoint (while the controller moves
         // it), so the set is always rebuilt as the union of all slices.
-        let set: BTreeSet<String> = self.current.values().flatten().cloned().collect();
+        let set: BTreeSet<Endpoint> = self.current.values().flatten().cloned().collect();
         if self.reported.as_ref() == Some(&set) {
             return None;
         }
@@ -196,7 +205,7 @@ impl Slices {
     }
 
     /// The slice's name and its backends: one per usable endpoint and port.
-    fn backends(&self, slice: &EndpointSlice) -> (String, BTreeSet<String>) {
+    fn backends(&self, slice: &EndpointSlice) -> (String, BTreeSet<Endpoint>) {
         let mut out = BTreeSet::new();
         for endpoint in slice.endpoints.iter().flatten().filter(|e| usable(e)) {
             let host = if self.return_hostnames {
@@ -216,7 +225,7 @@ impl Slices {
                 }
             };
             for &port in &self.ports {
-                out.insert(with_port(&host, port));
+                out.insert(Endpoint::new(&host, port));
             }
         }
         (slice_name(slice), out)
@@ -226,7 +235,7 @@ impl Slices {
 /// Ready and not terminating. The API defines an unset `ready` as ready;
 /// `terminating` is checked too because a service that publishes
 /// not-ready addresses reports terminating pods as ready.
-fn usable(endpoint: &Endpoint) -> bool {
+fn usable(endpoint: &SliceEndpoint) -> bool {
     let conditions = endpoint.conditions.as_ref();
     let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
     let terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);

@@ -18,26 +18,29 @@ use prost::Message;
 use tonic::{
     Code, Request, Status,
     codec::CompressionEncoding,
-    metadata::MetadataMap,
-    transport::{Channel, ClientTlsConfig, Endpoint},
+    metadata::{MetadataKey, MetadataMap, MetadataValue},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint as Transport, Identity},
 };
 
 use crate::{
     codec::{self, RawCodec, UnaryBody},
+    config::exporters::{Compression, OtlpExporterConfig},
     consumer::Ack,
     proto::collector::trace::v1::ExportTraceServiceResponse,
     signal::Signal,
     telemetry::{Telemetry, metrics::names},
 };
 
-/// How every backend connection of an exporter is made (the collector's
-/// `protocol.otlp` template, or an `otlp` exporter's own settings).
+/// How every backend connection of an exporter is made: what an `otlp`
+/// block (the `loadbalancing` exporter's `protocol.otlp` template, or an
+/// `otlp` exporter) says, read once ([`ClientSettings::from_config`]):
+/// headers parsed into gRPC metadata, TLS files loaded.
 #[derive(Debug, Clone)]
 pub struct ClientSettings {
     /// Deadline of one export call.
     pub timeout: Duration,
-    /// Request compression; `None` sends uncompressed.
-    pub compression: Option<CompressionEncoding>,
+    /// Request compression.
+    pub compression: Compression,
     /// Extra gRPC metadata sent with every call.
     pub headers: MetadataMap,
     /// TLS settings; `None` means plaintext (`tls.insecure: true`).
@@ -45,12 +48,97 @@ pub struct ClientSettings {
 }
 
 impl Default for ClientSettings {
+    /// Plaintext, uncompressed, 5 s: what tests talk to their sinks with.
     fn default() -> Self {
         ClientSettings {
             timeout: Duration::from_secs(5),
-            compression: None,
+            compression: Compression::None,
             headers: MetadataMap::new(),
             tls: None,
+        }
+    }
+}
+
+/// Why an `otlp` block could not become client settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A header name or value is not valid gRPC metadata.
+    #[error("headers.{name}: {message}")]
+    Header {
+        /// The header's name as configured.
+        name: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A TLS file could not be read.
+    #[error("tls.{key} {path}: {source}")]
+    TlsFile {
+        /// The config key (`ca_file`, ...).
+        key: &'static str,
+        /// The path configured.
+        path: String,
+        /// The read error.
+        source: std::io::Error,
+    },
+}
+
+impl ClientSettings {
+    /// The settings of an `otlp` block.
+    pub fn from_config(config: &OtlpExporterConfig) -> Result<ClientSettings, SettingsError> {
+        let mut headers = MetadataMap::new();
+        for (k, v) in &config.headers {
+            let bad = |message: String| SettingsError::Header {
+                name: k.clone(),
+                message,
+            };
+            let key = MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
+                .map_err(|e| bad(e.to_string()))?;
+            let value = MetadataValue::try_from(v.as_str()).map_err(|e| bad(e.to_string()))?;
+            headers.insert(key, value);
+        }
+        Ok(ClientSettings {
+            timeout: config.timeout,
+            compression: config.compression,
+            headers,
+            tls: Self::tls(config)?,
+        })
+    }
+
+    fn tls(config: &OtlpExporterConfig) -> Result<Option<ClientTlsConfig>, SettingsError> {
+        let tls = &config.tls;
+        if config.plaintext() {
+            return Ok(None);
+        }
+        let read = |key: &'static str, path: &str| {
+            std::fs::read(path).map_err(|source| SettingsError::TlsFile {
+                key,
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let mut out = ClientTlsConfig::new();
+        out = match &tls.ca_file {
+            Some(path) => out.ca_certificate(Certificate::from_pem(read("ca_file", path)?)),
+            None => out.with_native_roots(),
+        };
+        if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+            out = out.identity(Identity::from_pem(
+                read("cert_file", cert)?,
+                read("key_file", key)?,
+            ));
+        }
+        if let Some(name) = &tls.server_name_override {
+            out = out.domain_name(name.clone());
+        }
+        Ok(Some(out))
+    }
+
+    /// tonic's name for the compression, `None` when uncompressed.
+    fn encoding(&self) -> Option<CompressionEncoding> {
+        match self.compression {
+            Compression::None => None,
+            Compression::Gzip => Some(CompressionEncoding::Gzip),
+            Compression::Zstd => Some(CompressionEncoding::Zstd),
         }
     }
 }
@@ -65,6 +153,8 @@ pub struct BackendError {
     pub message: String,
     /// Whether the same data may be sent again (to this or another backend).
     pub retryable: bool,
+    /// How long the backend asked us to wait first (gRPC `RetryInfo`).
+    pub retry_after: Option<Duration>,
 }
 
 /// A connection to one backend endpoint.
@@ -130,7 +220,7 @@ impl Backend {
     }
 
     /// The tonic endpoint for `endpoint` with the exporter's settings.
-    fn transport(endpoint: &Arc<str>, settings: &ClientSettings) -> Result<Endpoint, BackendError> {
+    fn transport(endpoint: &Arc<str>, settings: &ClientSettings) -> Result<Transport, BackendError> {
         let scheme = if settings.tls.is_some() {
             "https"
         } else {
@@ -140,8 +230,9 @@ impl Backend {
             endpoint: endpoint.clone(),
             message,
             retryable: false,
+            retry_after: None,
         };
-        let mut ep = Endpoint::from_shared(format!("{scheme}://{endpoint}"))
+        let mut ep = Transport::from_shared(format!("{scheme}://{endpoint}"))
             .map_err(|e| fail(format!("invalid endpoint: {e}")))?
             .tcp_nodelay(true)
             .connect_timeout(settings.timeout)
@@ -208,13 +299,14 @@ impl Backend {
     }
 
     async fn call(&self, signal: Signal, body: Bytes) -> Result<Ack, BackendError> {
-        if self.settings.compression.is_some() {
-            return self.call_compressed(signal, body).await;
+        if let Some(encoding) = self.settings.encoding() {
+            return self.call_compressed(signal, body, encoding).await;
         }
         let fail = |message: String, retryable: bool| BackendError {
             endpoint: self.endpoint.clone(),
             message,
             retryable,
+            retry_after: None,
         };
         let mut channel = self.channel.clone();
         std::future::poll_fn(|cx| tower::Service::poll_ready(&mut channel, cx))
@@ -235,9 +327,8 @@ impl Backend {
                 Ok(response) => read_response(signal, response).await,
                 Err(status) => Err(status),
             };
-            // The same rule as a call through tonic's codec: the status
-            // tonic gives the error, and a GOAWAY refusal is retryable.
-            result.map_err(|status| fail(describe(&status), may_retry(&status)))
+            // The same rule as a call through tonic's codec.
+            result.map_err(|status| self.failed_with(&status))
         };
         tokio::time::timeout(self.settings.timeout, call)
             .await
@@ -250,18 +341,21 @@ impl Backend {
     }
 
     /// A compressed call goes through tonic's codec, which deflates.
-    async fn call_compressed(&self, signal: Signal, body: Bytes) -> Result<Ack, BackendError> {
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-        if let Some(encoding) = self.settings.compression {
-            grpc = grpc.send_compressed(encoding);
-        }
-        grpc = grpc
+    async fn call_compressed(
+        &self,
+        signal: Signal,
+        body: Bytes,
+        encoding: CompressionEncoding,
+    ) -> Result<Ack, BackendError> {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone())
+            .send_compressed(encoding)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
         grpc.ready().await.map_err(|e| BackendError {
             endpoint: self.endpoint.clone(),
             message: format!("connection not ready: {e}"),
             retryable: true,
+            retry_after: None,
         })?;
         let mut request = Request::new(body);
         *request.metadata_mut() = self.settings.headers.clone();
@@ -274,13 +368,21 @@ impl Backend {
                     endpoint: self.endpoint.clone(),
                     message: format!("no answer within {:?}", self.settings.timeout),
                     retryable: true,
+                    retry_after: None,
                 })?
-                .map_err(|status| BackendError {
-                    endpoint: self.endpoint.clone(),
-                    message: describe(&status),
-                    retryable: may_retry(&status),
-                })?;
+                .map_err(|status| self.failed_with(&status))?;
         Ok(partial_success(signal, response.get_ref()))
+    }
+
+    /// The error for a call that ended with `status`.
+    fn failed_with(&self, status: &Status) -> BackendError {
+        let retry = retry_rule(status);
+        BackendError {
+            endpoint: self.endpoint.clone(),
+            message: describe(status),
+            retryable: retry.is_some(),
+            retry_after: retry.flatten(),
+        }
     }
 }
 
@@ -351,17 +453,42 @@ fn describe(status: &Status) -> String {
     format!("{:?}: {}", status.code(), status.message())
 }
 
-/// Whether data whose call failed with `status` may be sent again: the OTLP
-/// spec's retryable codes, and calls that a backend going away refused.
-fn may_retry(status: &Status) -> bool {
-    is_retryable(status.code()) || refused_by_go_away(status)
+/// Whether data whose call failed with `status` may be sent again, and
+/// after what delay the backend asked for: `None` for never, `Some(None)`
+/// for "retry with backoff", `Some(Some(delay))` for "not before `delay`".
+///
+/// A status the backend sent follows the OTLP spec: CANCELLED,
+/// DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE, UNAVAILABLE and DATA_LOSS are
+/// retryable; RESOURCE_EXHAUSTED only when the backend attached a
+/// `google.rpc.RetryInfo` (it can recover), whose delay is honoured; every
+/// other code (UNKNOWN included) is final.
+///
+/// Where we go past the spec, which speaks only of codes a server sends: a
+/// call that failed in the transport (connection refused or reset, a
+/// stream refused by HTTP/2 GOAWAY) is retryable. tonic reports those as
+/// statuses made from an error, which carry that error as their source; a
+/// status read off the wire has none.
+fn retry_rule(status: &Status) -> Option<Option<Duration>> {
+    if std::error::Error::source(status).is_some() || refused_by_go_away(status) {
+        return Some(None);
+    }
+    match status.code() {
+        Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss => Some(retry_delay(status)),
+        Code::ResourceExhausted => retry_delay(status).map(Some),
+        _ => None,
+    }
 }
 
 /// A call that failed because the server sent HTTP/2 GOAWAY before taking
 /// its stream: such a stream was never processed (RFC 9113, section 6.8),
 /// so sending the data again (to whichever backend now owns it) cannot
 /// duplicate anything. A backend shutting down gracefully refuses calls
-/// this way; tonic reports them as INTERNAL, which alone is not retryable.
+/// this way.
 fn refused_by_go_away(status: &Status) -> bool {
     let mut source = std::error::Error::source(status);
     while let Some(e) = source {
@@ -375,19 +502,42 @@ fn refused_by_go_away(status: &Status) -> bool {
     false
 }
 
-/// The OTLP spec's retryable codes.
-fn is_retryable(code: Code) -> bool {
-    matches!(
-        code,
-        Code::Cancelled
-            | Code::DeadlineExceeded
-            | Code::Aborted
-            | Code::OutOfRange
-            | Code::Unavailable
-            | Code::DataLoss
-            | Code::ResourceExhausted
-            | Code::Unknown
-    )
+/// `google.rpc.Status`, as carried in `grpc-status-details-bin`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types::Any>,
+}
+
+/// `google.rpc.RetryInfo`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RetryInfo {
+    #[prost(message, optional, tag = "1")]
+    retry_delay: Option<prost_types::Duration>,
+}
+
+const RETRY_INFO_TYPE: &str = "type.googleapis.com/google.rpc.RetryInfo";
+
+/// The delay of the `RetryInfo` in a status's details, if there is one
+/// (zero when it has no delay).
+fn retry_delay(status: &Status) -> Option<Duration> {
+    let details = RpcStatus::decode(status.details()).ok()?;
+    let info = details
+        .details
+        .iter()
+        .find(|any| any.type_url == RETRY_INFO_TYPE)?;
+    let delay = RetryInfo::decode(info.value.as_slice())
+        .ok()?
+        .retry_delay
+        .unwrap_or_default();
+    Some(Duration::new(
+        delay.seconds.max(0) as u64,
+        delay.nanos.clamp(0, 999_999_999) as u32,
+    ))
 }
 
 /// Reads a backend's partial success. The three response messages share one
@@ -411,5 +561,73 @@ fn partial_success(signal: Signal, body: &Bytes) -> Ack {
             },
         },
         _ => Ack::ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_retry_info(code: Code, delay_s: i64) -> Status {
+        let info = RetryInfo {
+            retry_delay: Some(prost_types::Duration {
+                seconds: delay_s,
+                nanos: 0,
+            }),
+        };
+        let details = RpcStatus {
+            code: code as i32,
+            message: "slow down".into(),
+            details: vec![prost_types::Any {
+                type_url: RETRY_INFO_TYPE.into(),
+                value: info.encode_to_vec(),
+            }],
+        };
+        Status::with_details(code, "slow down", details.encode_to_vec().into())
+    }
+
+    #[test]
+    fn the_otlp_spec_decides_what_a_backend_status_means() {
+        for code in [
+            Code::Cancelled,
+            Code::DeadlineExceeded,
+            Code::Aborted,
+            Code::OutOfRange,
+            Code::Unavailable,
+            Code::DataLoss,
+        ] {
+            assert_eq!(retry_rule(&Status::new(code, "x")), Some(None), "{code:?}");
+        }
+        for code in [
+            Code::Unknown,
+            Code::InvalidArgument,
+            Code::PermissionDenied,
+            Code::Unauthenticated,
+            Code::Internal,
+            Code::Unimplemented,
+            Code::ResourceExhausted,
+        ] {
+            assert_eq!(retry_rule(&Status::new(code, "x")), None, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn resource_exhausted_with_retry_info_is_retried_after_its_delay() {
+        assert_eq!(
+            retry_rule(&with_retry_info(Code::ResourceExhausted, 3)),
+            Some(Some(Duration::from_secs(3)))
+        );
+        assert_eq!(
+            retry_rule(&with_retry_info(Code::Unavailable, 2)),
+            Some(Some(Duration::from_secs(2)))
+        );
+    }
+
+    #[test]
+    fn a_transport_failure_is_retryable_whatever_its_code() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        let status = Status::from_error(Box::new(io));
+        assert!(std::error::Error::source(&status).is_some());
+        assert_eq!(retry_rule(&status), Some(None));
     }
 }

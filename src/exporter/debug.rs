@@ -16,29 +16,37 @@ use std::{
 use bytes::Bytes;
 
 use crate::{
+    component::{BuildContext, BuildError},
+    config::exporters::{DebugExporterConfig, Verbosity},
     consumer::{Ack, ConsumeError, ConsumeFuture, Consumer},
     receiver::json,
-    signal::Signal,
+    signal::{PerSignal, Signal},
     wire,
 };
 
-/// How much the debug exporter prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verbosity {
-    /// Periodic counts.
-    Basic,
-    /// A line per request.
-    Normal,
-    /// Every request as OTLP/JSON.
-    Detailed,
+/// How often `basic` verbosity prints its summary.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+impl DebugExporterConfig {
+    /// The exporter; with `basic` verbosity its summary task goes into the
+    /// context's background tasks.
+    pub fn build(&self, cx: &mut BuildContext<'_>) -> Result<Arc<Debug>, BuildError> {
+        let exporter = Debug::new(cx.id.as_str(), self.verbosity);
+        if self.verbosity == Verbosity::Basic {
+            cx.tasks
+                .background
+                .push(tokio::spawn(exporter.clone().report(REPORT_EVERY)));
+        }
+        Ok(exporter)
+    }
 }
 
 /// Counts and prints what arrives.
 pub struct Debug {
     name: String,
     verbosity: Verbosity,
-    items: [AtomicU64; 3],
-    requests: [AtomicU64; 3],
+    items: PerSignal<AtomicU64>,
+    requests: PerSignal<AtomicU64>,
 }
 
 impl Debug {
@@ -54,29 +62,28 @@ impl Debug {
 
     /// Items received so far, per signal.
     pub fn items(&self, signal: Signal) -> u64 {
-        self.items[signal as usize].load(Ordering::Relaxed)
+        self.items[signal].load(Ordering::Relaxed)
     }
 
     /// Prints a summary line per signal every `every` while anything new
     /// arrived (`basic` verbosity). Runs until dropped.
     pub async fn report(self: Arc<Self>, every: Duration) {
-        let mut last = [0u64; 3];
+        let mut last = PerSignal::<u64>::default();
         let mut tick = tokio::time::interval(every);
         tick.tick().await;
         loop {
             tick.tick().await;
             for signal in Signal::ALL {
                 let now = self.items(signal);
-                let i = signal as usize;
-                if now != last[i] {
+                if now != last[signal] {
                     tracing::info!(
                         exporter = %self.name,
                         "{signal}: {} {} in the last {every:?} ({now} total, {} requests)",
-                        now - last[i],
+                        now - last[signal],
                         signal.item_name(),
-                        self.requests[i].load(Ordering::Relaxed),
+                        self.requests[signal].load(Ordering::Relaxed),
                     );
-                    last[i] = now;
+                    last[signal] = now;
                 }
             }
         }
@@ -85,8 +92,8 @@ impl Debug {
     fn take(&self, signal: Signal, request: Bytes) -> Result<Ack, ConsumeError> {
         let items = wire::count_items(signal, &request)
             .map_err(|e| ConsumeError::InvalidArgument(e.to_string()))?;
-        self.items[signal as usize].fetch_add(items, Ordering::Relaxed);
-        self.requests[signal as usize].fetch_add(1, Ordering::Relaxed);
+        self.items[signal].fetch_add(items, Ordering::Relaxed);
+        self.requests[signal].fetch_add(1, Ordering::Relaxed);
         match self.verbosity {
             Verbosity::Basic => {}
             Verbosity::Normal => {

@@ -7,28 +7,35 @@
 //! for a backend that left the pool goes to the key's new owner instead of
 //! being lost.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
 use bytes::Bytes;
+use tokio::time::Instant;
 
 use super::{
+    backend::BackendError,
     pool::{Pool, PoolHandle},
-    retry::{Backoff, RetrySettings},
+    retry::Backoff,
 };
 use crate::{
+    config::exporters::RetryConfig,
     consumer::{Ack, ConsumeError, ConsumeFuture, Consumer, CountedFuture, malformed},
-    signal::Signal,
+    signal::{PerSignal, Signal},
     telemetry::{Telemetry, metrics::ExporterCounters},
-    wire::{self, Part, RoutingKey, Splitter},
+    wire::{self, Part, Splitter},
 };
 
 /// How an exporter picks backends for a request's items.
 pub enum Routing {
-    /// Split by key on the ring (the `loadbalancing` exporter).
-    Keyed([Option<Splitter>; 3]),
+    /// Split by key on the ring (the `loadbalancing` exporter); `None` for
+    /// a signal no pipeline of the exporter carries.
+    Keyed(PerSignal<Option<Splitter>>),
     /// Send each request whole to the ring's owner of a per-request rotating
     /// hash (one-backend `otlp` exporters, and round-robin comparisons).
     Whole,
@@ -39,18 +46,24 @@ pub struct Forwarder {
     name: String,
     pool: Arc<PoolHandle>,
     routing: Routing,
-    retry: RetrySettings,
+    retry: RetryConfig,
+    attempt_timeout: Option<Duration>,
     rotation: AtomicU64,
     counters: ExporterCounters,
 }
 
 impl Forwarder {
     /// A forwarder named `name` (the exporter id, for metrics and logs).
+    ///
+    /// `attempt_timeout` bounds one attempt at delivering a request, all its
+    /// parts together (the exporter helper's `timeout`); `retry`'s
+    /// `max_elapsed_time` bounds the attempts and the waits between them.
     pub fn new(
         name: &str,
         pool: Arc<PoolHandle>,
         routing: Routing,
-        retry: RetrySettings,
+        retry: RetryConfig,
+        attempt_timeout: Option<Duration>,
         telemetry: &Telemetry,
     ) -> Forwarder {
         Forwarder {
@@ -58,19 +71,10 @@ impl Forwarder {
             pool,
             routing,
             retry,
+            attempt_timeout,
             rotation: AtomicU64::new(0),
             counters: ExporterCounters::new(telemetry, name),
         }
-    }
-
-    /// Routing by key for the given per-signal keys.
-    pub fn keyed(keys: [Option<RoutingKey>; 3]) -> Routing {
-        let [t, m, l] = keys;
-        Routing::Keyed([
-            t.map(|k| Splitter::new(Signal::Traces, k)),
-            m.map(|k| Splitter::new(Signal::Metrics, k)),
-            l.map(|k| Splitter::new(Signal::Logs, k)),
-        ])
     }
 
     /// The pool this forwarder sends to.
@@ -92,7 +96,7 @@ impl Forwarder {
         let mut route = |hash: u64| pool.route(hash).unwrap_or(0);
         match &self.routing {
             Routing::Keyed(splitters) => {
-                let splitter = splitters[signal as usize].as_ref().ok_or_else(|| {
+                let splitter = splitters[signal].as_ref().ok_or_else(|| {
                     ConsumeError::InvalidArgument(format!(
                         "exporter {} does not take {signal}",
                         self.name
@@ -161,36 +165,56 @@ impl Forwarder {
         let mut pending = split.parts;
         let mut backoff = Backoff::new(&self.retry);
         loop {
+            let deadline = self.attempt_timeout.map(|t| Instant::now() + t);
             let attempts = pending.iter().map(|part| {
                 let backend = pool.backend(part.backend).cloned();
                 let body = part.request.clone();
                 async move {
-                    match backend {
-                        Some(b) => b.export(signal, body).await,
-                        None => Err(super::backend::BackendError {
+                    let Some(backend) = backend else {
+                        return Err(BackendError {
                             endpoint: Arc::from("?"),
                             message: "no backend at ring index".into(),
                             retryable: true,
-                        }),
+                            retry_after: None,
+                        });
+                    };
+                    let call = backend.export(signal, body);
+                    match deadline {
+                        None => call.await,
+                        Some(deadline) => tokio::time::timeout_at(deadline, call)
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(BackendError {
+                                    endpoint: backend.endpoint().clone(),
+                                    message: format!(
+                                        "no answer within the exporter's timeout ({:?})",
+                                        self.attempt_timeout.unwrap_or_default()
+                                    ),
+                                    retryable: true,
+                                    retry_after: None,
+                                })
+                            }),
                     }
                 }
             });
             let results = futures::future::join_all(attempts).await;
             let mut retry = Vec::new();
             let mut last_error = String::new();
+            let mut hint: Option<Duration> = None;
             for (part, result) in pending.into_iter().zip(results) {
                 match result {
                     Ok(backend_ack) => {
-                        self.counters.sent[signal as usize].increment(part.items);
+                        self.counters.sent[signal].increment(part.items);
                         ack.merge(backend_ack);
                     }
                     Err(e) if e.retryable => {
                         last_error = e.to_string();
+                        hint = hint.max(e.retry_after);
                         retry.push(part);
                     }
                     Err(e) => {
                         tracing::warn!(exporter = %self.name, "backend refused data for good: {e}");
-                        self.counters.failed[signal as usize].increment(part.items);
+                        self.counters.failed[signal].increment(part.items);
                         ack.merge(Ack {
                             rejected: part.items,
                             message: e.to_string(),
@@ -201,9 +225,9 @@ impl Forwarder {
             if retry.is_empty() {
                 return Ok(ack);
             }
-            let Some(wait) = backoff.next_wait() else {
+            let Some(wait) = backoff.next_wait(hint) else {
                 let lost: u64 = retry.iter().map(|p| p.items).sum();
-                self.counters.failed[signal as usize].increment(lost);
+                self.counters.failed[signal].increment(lost);
                 tracing::warn!(exporter = %self.name, items = lost, "giving up: {last_error}");
                 return Err(ConsumeError::Unavailable(format!(
                     "exporter {}: {lost} {} not delivered: {last_error}",

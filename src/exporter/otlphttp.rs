@@ -4,140 +4,137 @@
 //! transcodes once. Retries follow the OTLP/HTTP spec: 429, 502, 503, 504
 //! and connection errors are retried with backoff; other codes are final.
 
-use std::io::Write;
+use std::{io::Write, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 
-use super::retry::{Backoff, RetrySettings};
+use super::retry::Backoff;
 use crate::{
+    component::{BuildContext, BuildError},
+    config::exporters::{Compression, HttpEncoding, OtlpHttpExporterConfig},
     consumer::{Ack, ConsumeError, ConsumeFuture, Consumer},
     receiver::json,
-    signal::Signal,
-    telemetry::{Telemetry, metrics::ExporterCounters},
+    signal::{PerSignal, Signal},
+    telemetry::metrics::ExporterCounters,
     wire,
 };
 
 type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
 
-/// Body compression of the exporter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyCompression {
-    /// Uncompressed.
-    None,
-    /// `Content-Encoding: gzip`.
-    Gzip,
-    /// `Content-Encoding: zstd`.
-    Zstd,
-}
-
-/// Settings of one `otlphttp` exporter.
-#[derive(Debug, Clone)]
-pub struct HttpSettings {
-    /// The URL per signal (`None`: this exporter does not take that signal).
-    pub urls: [Option<String>; 3],
-    /// Send OTLP/JSON instead of protobuf.
-    pub json: bool,
-    /// Body compression.
-    pub compression: BodyCompression,
-    /// Extra headers.
-    pub headers: HeaderMap,
-    /// Deadline of one POST.
-    pub timeout: std::time::Duration,
-    /// Retry settings.
-    pub retry: RetrySettings,
-}
-
-/// The exporter.
+/// The exporter: its config, and what is derived from it once at build
+/// time (the URL per signal, the parsed headers, the client).
 pub struct OtlpHttp {
     name: String,
-    settings: HttpSettings,
+    config: OtlpHttpExporterConfig,
+    /// The URL per signal (`None`: this exporter does not take that signal).
+    urls: PerSignal<Option<String>>,
+    headers: HeaderMap,
     client: Client<Connector, Full<Bytes>>,
     counters: ExporterCounters,
 }
 
-impl OtlpHttp {
-    /// A new exporter named `name`.
-    pub fn new(
-        name: &str,
-        settings: HttpSettings,
-        telemetry: &Telemetry,
-    ) -> Result<OtlpHttp, String> {
+/// Why a POST failed: whether it may be sent again, after what delay the
+/// server asked for (`Retry-After`), and what happened.
+struct Failure {
+    retryable: bool,
+    retry_after: Option<Duration>,
+    message: String,
+}
+
+impl Failure {
+    fn new(retryable: bool, message: String) -> Failure {
+        Failure {
+            retryable,
+            retry_after: None,
+            message,
+        }
+    }
+}
+
+impl OtlpHttpExporterConfig {
+    /// The exporter.
+    pub fn build(&self, cx: &mut BuildContext<'_>) -> Result<Arc<OtlpHttp>, BuildError> {
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
-            .map_err(|e| format!("TLS roots: {e}"))?
+            .map_err(|e| cx.error(format!("TLS roots: {e}")))?
             .https_or_http()
             .enable_http1()
             .enable_http2()
             .build();
-        let client = Client::builder(TokioExecutor::new()).build(connector);
-        Ok(OtlpHttp {
-            name: name.to_string(),
-            client,
-            counters: ExporterCounters::new(telemetry, name),
-            settings,
-        })
+        Ok(Arc::new(OtlpHttp {
+            name: cx.id.to_string(),
+            urls: PerSignal::from_fn(|signal| self.signal_url(signal)),
+            headers: headers(&self.headers).map_err(|e| cx.error(e))?,
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            counters: ExporterCounters::new(cx.telemetry, cx.id.as_str()),
+            config: self.clone(),
+        }))
+    }
+}
+
+impl OtlpHttp {
+    fn json(&self) -> bool {
+        self.config.encoding == HttpEncoding::Json
     }
 
     fn body(&self, signal: Signal, request: &Bytes) -> Result<Bytes, ConsumeError> {
-        let plain = if self.settings.json {
-            let tree = json::to_json(signal, request).map_err(ConsumeError::InvalidArgument)?;
+        let plain = if self.json() {
+            let tree = json::to_json(signal, request)
+                .map_err(|e| ConsumeError::InvalidArgument(e.to_string()))?;
             Bytes::from(tree.to_string())
         } else {
             request.clone()
         };
-        let compressed = match self.settings.compression {
-            BodyCompression::None => return Ok(plain),
-            BodyCompression::Gzip => {
+        let compressed = match self.config.compression {
+            Compression::None => return Ok(plain),
+            Compression::Gzip => {
                 let mut enc =
                     flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                 enc.write_all(&plain).and_then(|_| enc.finish())
             }
-            BodyCompression::Zstd => zstd::stream::encode_all(&plain[..], 1),
+            Compression::Zstd => zstd::stream::encode_all(&plain[..], 1),
         };
         compressed
             .map(Bytes::from)
             .map_err(|e| ConsumeError::Unavailable(format!("compressing: {e}")))
     }
 
-    async fn post(&self, url: &str, body: Bytes) -> Result<Ack, (bool, String)> {
+    async fn post(&self, url: &str, body: Bytes) -> Result<Ack, Failure> {
         let mut request = Request::post(url)
             .header(
                 header::CONTENT_TYPE,
-                if self.settings.json {
+                if self.json() {
                     "application/json"
                 } else {
                     "application/x-protobuf"
                 },
             )
             .body(Full::new(body))
-            .map_err(|e| (false, format!("bad request: {e}")))?;
-        match self.settings.compression {
-            BodyCompression::None => {}
-            BodyCompression::Gzip => {
+            .map_err(|e| Failure::new(false, format!("bad request: {e}")))?;
+        match self.config.compression {
+            Compression::None => {}
+            Compression::Gzip => {
                 request
                     .headers_mut()
                     .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             }
-            BodyCompression::Zstd => {
+            Compression::Zstd => {
                 request
                     .headers_mut()
                     .insert(header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
             }
         }
-        request.headers_mut().extend(self.settings.headers.clone());
-        let response = tokio::time::timeout(self.settings.timeout, self.client.request(request))
+        request.headers_mut().extend(self.headers.clone());
+        let timeout = self.config.timeout;
+        let response = tokio::time::timeout(timeout, self.client.request(request))
             .await
-            .map_err(|_| {
-                (
-                    true,
-                    format!("no answer within {:?}", self.settings.timeout),
-                )
-            })?
-            .map_err(|e| (true, format!("{e}")))?;
+            .map_err(|_| Failure::new(true, format!("no answer within {timeout:?}")))?
+            .map_err(|e| Failure::new(true, format!("{e}")))?;
         let status = response.status();
+        let retry_after = retry_after(response.headers());
         let body = response
             .into_body()
             .collect()
@@ -155,11 +152,15 @@ impl OtlpHttp {
                 | StatusCode::GATEWAY_TIMEOUT
         );
         let text = String::from_utf8_lossy(&body[..body.len().min(200)]).to_string();
-        Err((retryable, format!("HTTP {status}: {text}")))
+        Err(Failure {
+            retryable,
+            retry_after: retry_after.filter(|_| retryable),
+            message: format!("HTTP {status}: {text}"),
+        })
     }
 
     async fn export(&self, signal: Signal, request: Bytes) -> Result<Ack, ConsumeError> {
-        let Some(url) = &self.settings.urls[signal as usize] else {
+        let Some(url) = &self.urls[signal] else {
             return Err(ConsumeError::InvalidArgument(format!(
                 "exporter {} has no {signal} endpoint",
                 self.name
@@ -168,28 +169,32 @@ impl OtlpHttp {
         let items = wire::count_items(signal, &request)
             .map_err(|e| ConsumeError::InvalidArgument(e.to_string()))?;
         let body = self.body(signal, &request)?;
-        let mut backoff = Backoff::new(&self.settings.retry);
+        let mut backoff = Backoff::new(&self.config.retry_on_failure);
         loop {
             match self.post(url, body.clone()).await {
                 Ok(ack) => {
-                    self.counters.sent[signal as usize].increment(items);
+                    self.counters.sent[signal].increment(items);
                     return Ok(ack);
                 }
-                Err((true, message)) => match backoff.next_wait() {
+                Err(Failure {
+                    retryable: true,
+                    retry_after,
+                    message,
+                }) => match backoff.next_wait(retry_after) {
                     Some(wait) => {
                         tracing::debug!(exporter = %self.name, ?wait, "retrying: {message}");
                         tokio::time::sleep(wait).await;
                     }
                     None => {
-                        self.counters.failed[signal as usize].increment(items);
+                        self.counters.failed[signal].increment(items);
                         return Err(ConsumeError::Unavailable(format!(
                             "exporter {}: {message}",
                             self.name
                         )));
                     }
                 },
-                Err((false, message)) => {
-                    self.counters.failed[signal as usize].increment(items);
+                Err(Failure { message, .. }) => {
+                    self.counters.failed[signal].increment(items);
                     tracing::warn!(exporter = %self.name, "backend refused data for good: {message}");
                     return Ok(Ack {
                         rejected: items,
@@ -207,8 +212,14 @@ impl Consumer for OtlpHttp {
     }
 }
 
+/// `Retry-After` in seconds (the HTTP-date form is not used by OTLP servers).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let seconds = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    seconds.parse::<u64>().ok().map(Duration::from_secs)
+}
+
 /// Parses `name: value` config headers into a header map.
-pub fn headers(pairs: &std::collections::BTreeMap<String, String>) -> Result<HeaderMap, String> {
+fn headers(pairs: &std::collections::BTreeMap<String, String>) -> Result<HeaderMap, String> {
     let mut out = HeaderMap::new();
     for (k, v) in pairs {
         let name = HeaderName::try_from(k.as_str()).map_err(|e| format!("headers.{k}: {e}"))?;

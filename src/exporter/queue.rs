@@ -14,83 +14,51 @@ use metrics::{Counter, Gauge};
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::{
+    config::exporters::{QueueConfig, QueueSizer},
     consumer::{Ack, ConsumeError, ConsumeFuture, Consumer, CountedFuture, malformed},
-    signal::Signal,
-    telemetry::Telemetry,
+    signal::{PerSignal, Signal},
+    telemetry::{Telemetry, metrics::names},
     wire,
 };
-
-/// What the queue's capacity counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sizer {
-    /// Requests.
-    Requests,
-    /// Items (spans, data points, log records).
-    Items,
-    /// Encoded request bytes.
-    Bytes,
-}
-
-/// The collector's `sending_queue` settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QueueSettings {
-    /// Workers taking requests off the queue.
-    pub num_consumers: usize,
-    /// Capacity, in `sizer` units.
-    pub queue_size: usize,
-    /// What the capacity counts.
-    pub sizer: Sizer,
-    /// Wait for room instead of refusing when full.
-    pub block_on_overflow: bool,
-}
-
-impl Default for QueueSettings {
-    /// The collector's defaults.
-    fn default() -> Self {
-        QueueSettings {
-            num_consumers: 10,
-            queue_size: 1000,
-            sizer: Sizer::Requests,
-            block_on_overflow: false,
-        }
-    }
-}
 
 struct Job {
     signal: Signal,
     request: Bytes,
-    _permit: OwnedSemaphorePermit,
+    /// The job's room in the queue, in sizer units; given back when the
+    /// job leaves the queue.
+    permit: OwnedSemaphorePermit,
 }
 
 /// A queue in front of another consumer.
 pub struct Queue {
     name: String,
-    settings: QueueSettings,
+    config: QueueConfig,
     room: Arc<Semaphore>,
     tx: mpsc::UnboundedSender<Job>,
     size: Gauge,
-    enqueue_failed: [Counter; 3],
+    enqueue_failed: PerSignal<Counter>,
 }
 
 impl Queue {
-    /// Starts `settings.num_consumers` workers feeding `inner`. The workers
+    /// Starts `config.num_consumers` workers feeding `inner`. The workers
     /// stop once the returned queue is dropped and everything queued is sent;
     /// the returned join handle resolves then.
     pub fn start(
         name: &str,
-        settings: QueueSettings,
+        config: &QueueConfig,
         inner: Arc<dyn Consumer>,
         telemetry: &Telemetry,
     ) -> (Queue, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let labels = [("exporter", name)];
+        let capacity = Self::capacity(config);
         telemetry
-            .gauge("otelcol_exporter_queue_capacity", &labels)
-            .set(settings.queue_size as f64);
-        let size = telemetry.gauge("otelcol_exporter_queue_size", &labels);
+            .gauge(names::EXPORTER_QUEUE_CAPACITY, &labels)
+            .set(f64::from(capacity));
+        let size = telemetry.gauge(names::EXPORTER_QUEUE_SIZE, &labels);
         let mut workers = Vec::new();
-        for _ in 0..settings.num_consumers.max(1) {
+        for _ in 0..config.num_consumers.max(1) {
             let rx = rx.clone();
             let inner = inner.clone();
             let size = size.clone();
@@ -98,7 +66,7 @@ impl Queue {
                 loop {
                     let job = { rx.lock().await.recv().await };
                     let Some(job) = job else { break };
-                    size.decrement(1.0);
+                    size.decrement(f64::from(job.permit.num_permits() as u32));
                     // Failures are counted and logged by the exporter itself.
                     let _ = inner.consume(job.signal, job.request).await;
                 }
@@ -107,23 +75,21 @@ impl Queue {
         let done = tokio::spawn(async move {
             futures::future::join_all(workers).await;
         });
-        let enqueue_failed = Signal::ALL.map(|s| {
-            let metric: &'static str = match s {
-                Signal::Traces => "otelcol_exporter_enqueue_failed_spans_total",
-                Signal::Metrics => "otelcol_exporter_enqueue_failed_metric_points_total",
-                Signal::Logs => "otelcol_exporter_enqueue_failed_log_records_total",
-            };
-            telemetry.counter(metric, &labels)
-        });
+        let enqueue_failed = telemetry.per_signal_counter(names::EXPORTER_ENQUEUE_FAILED, &labels);
         let queue = Queue {
             name: name.to_string(),
-            room: Arc::new(Semaphore::new(settings.queue_size.max(1))),
-            settings,
+            room: Arc::new(Semaphore::new(capacity as usize)),
+            config: config.clone(),
             tx,
             size,
             enqueue_failed,
         };
         (queue, done)
+    }
+
+    /// The capacity in sizer units, as the semaphore can hold it.
+    fn capacity(config: &QueueConfig) -> u32 {
+        config.queue_size.clamp(1, u64::from(u32::MAX >> 3)) as u32
     }
 
     /// Queues a request of `items` items (counted once, by the caller).
@@ -133,34 +99,31 @@ impl Queue {
         request: Bytes,
         items: u64,
     ) -> Result<Ack, ConsumeError> {
-        let cost = match self.settings.sizer {
-            Sizer::Requests => 1,
-            Sizer::Items => items,
-            Sizer::Bytes => request.len() as u64,
+        let cost = match self.config.sizer {
+            QueueSizer::Requests => 1,
+            QueueSizer::Items => items,
+            QueueSizer::Bytes => request.len() as u64,
         }
         // A request larger than the whole queue still fits when it is empty.
-        .clamp(
-            1,
-            self.settings.queue_size.clamp(1, u32::MAX as usize) as u64,
-        ) as u32;
-        let permit = if self.settings.block_on_overflow {
+        .clamp(1, u64::from(Self::capacity(&self.config))) as u32;
+        let permit = if self.config.block_on_overflow {
             self.room.clone().acquire_many_owned(cost).await.ok()
         } else {
             self.room.clone().try_acquire_many_owned(cost).ok()
         };
         let Some(permit) = permit else {
-            self.enqueue_failed[signal as usize].increment(items);
+            self.enqueue_failed[signal].increment(items);
             return Err(ConsumeError::ResourceExhausted(format!(
                 "exporter {}: sending queue is full",
                 self.name
             )));
         };
-        self.size.increment(1.0);
+        self.size.increment(f64::from(cost));
         self.tx
             .send(Job {
                 signal,
                 request,
-                _permit: permit,
+                permit,
             })
             .map_err(|_| {
                 ConsumeError::Unavailable(format!("exporter {}: shutting down", self.name))

@@ -9,39 +9,41 @@ pub mod cumulative_to_delta;
 use std::{sync::Arc, time::Duration};
 
 use crate::{
-    config::{ComponentId, processors::ProcessorConfig},
+    component::{BuildContext, BuildError},
+    config::processors::ProcessorConfig,
     consumer::Consumer,
-    telemetry::Telemetry,
 };
 
-/// Builds the processor `id` in front of `next`.
-///
-/// Tasks that only report go into `background` (aborted at shutdown). Tasks
-/// that hold data go into `drains`: the service awaits them at shutdown, and
-/// they end by themselves once the receivers are gone and they have passed
-/// on what they held (the tail sampler decides and exports every pending
-/// trace then).
-pub fn build(
-    id: &ComponentId,
-    config: &ProcessorConfig,
-    next: Arc<dyn Consumer>,
-    telemetry: &Arc<Telemetry>,
-    background: &mut Vec<tokio::task::JoinHandle<()>>,
-    drains: &mut Vec<tokio::task::JoinHandle<()>>,
-) -> Result<Arc<dyn Consumer>, String> {
-    match config {
-        ProcessorConfig::TailSampling(c) => {
-            let processor = tail_sampling::TailSampling::new(id.as_str(), c, next, telemetry)?;
-            drains.push(tokio::spawn(processor.clone().run()));
-            Ok(processor)
-        }
-        ProcessorConfig::CumulativeToDelta(c) => {
-            let processor =
-                cumulative_to_delta::CumulativeToDelta::new(id.as_str(), c, next, telemetry)?;
-            background.push(tokio::spawn(
-                processor.clone().report(Duration::from_secs(5)),
-            ));
-            Ok(processor)
+impl ProcessorConfig {
+    /// Builds the processor in front of `next`. The tail sampler's run loop
+    /// holds data, so it is a drain; the cumulative-to-delta reporter only
+    /// reports.
+    pub fn build(
+        &self,
+        cx: &mut BuildContext<'_>,
+        next: Arc<dyn Consumer>,
+    ) -> Result<Arc<dyn Consumer>, BuildError> {
+        match self {
+            ProcessorConfig::TailSampling(c) => {
+                let processor =
+                    tail_sampling::TailSampling::new(cx.id.as_str(), c, next, cx.telemetry)
+                        .map_err(|e| cx.error(e))?;
+                cx.tasks.drains.push(tokio::spawn(processor.clone().run()));
+                Ok(processor)
+            }
+            ProcessorConfig::CumulativeToDelta(c) => {
+                let processor = cumulative_to_delta::CumulativeToDelta::new(
+                    cx.id.as_str(),
+                    c,
+                    next,
+                    cx.telemetry,
+                )
+                .map_err(|e| cx.error(e))?;
+                cx.tasks.background.push(tokio::spawn(
+                    processor.clone().report(Duration::from_secs(5)),
+                ));
+                Ok(processor)
+            }
         }
     }
 }

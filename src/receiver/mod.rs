@@ -17,8 +17,8 @@ use metrics::Counter;
 
 use crate::{
     consumer::{Ack, ConsumeError, Consumer},
-    signal::Signal,
-    telemetry::Telemetry,
+    signal::{PerSignal, Signal},
+    telemetry::{Telemetry, metrics::names},
 };
 
 /// The transport a request came in on, for the `transport` metric label.
@@ -47,9 +47,9 @@ struct Counters {
 /// One configured `otlp` receiver: the consumers of its pipelines, per signal.
 pub struct Receiver {
     name: String,
-    consumers: [Option<Arc<dyn Consumer>>; 3],
-    /// Indexed by `[signal][transport]`.
-    counters: [[Counters; 2]; 3],
+    consumers: PerSignal<Option<Arc<dyn Consumer>>>,
+    /// Per signal, indexed by transport.
+    counters: PerSignal<[Counters; 2]>,
 }
 
 impl Receiver {
@@ -57,29 +57,15 @@ impl Receiver {
     /// (indexed by [`Signal`]; `None` for a signal no pipeline takes).
     pub fn new(
         name: &str,
-        consumers: [Option<Arc<dyn Consumer>>; 3],
+        consumers: PerSignal<Option<Arc<dyn Consumer>>>,
         telemetry: &Telemetry,
     ) -> Receiver {
-        let counters = Signal::ALL.map(|signal| {
+        let counters = PerSignal::from_fn(|signal| {
             [Transport::Grpc, Transport::Http].map(|transport| {
                 let labels = [("receiver", name), ("transport", transport.as_str())];
-                let (accepted, refused): (&'static str, &'static str) = match signal {
-                    Signal::Traces => (
-                        "otelcol_receiver_accepted_spans_total",
-                        "otelcol_receiver_refused_spans_total",
-                    ),
-                    Signal::Metrics => (
-                        "otelcol_receiver_accepted_metric_points_total",
-                        "otelcol_receiver_refused_metric_points_total",
-                    ),
-                    Signal::Logs => (
-                        "otelcol_receiver_accepted_log_records_total",
-                        "otelcol_receiver_refused_log_records_total",
-                    ),
-                };
                 Counters {
-                    accepted: telemetry.counter(accepted, &labels),
-                    refused: telemetry.counter(refused, &labels),
+                    accepted: telemetry.counter(names::RECEIVER_ACCEPTED[signal], &labels),
+                    refused: telemetry.counter(names::RECEIVER_REFUSED[signal], &labels),
                 }
             })
         });
@@ -92,7 +78,7 @@ impl Receiver {
 
     /// True when some pipeline takes `signal`.
     pub fn accepts(&self, signal: Signal) -> bool {
-        self.consumers[signal as usize].is_some()
+        self.consumers[signal].is_some()
     }
 
     /// Takes one encoded `Export*ServiceRequest`. Resolves when the pipeline
@@ -103,13 +89,13 @@ impl Receiver {
         transport: Transport,
         request: Bytes,
     ) -> Result<Ack, ConsumeError> {
-        let Some(consumer) = &self.consumers[signal as usize] else {
+        let Some(consumer) = &self.consumers[signal] else {
             return Err(ConsumeError::InvalidArgument(format!(
                 "receiver {} has no {signal} pipeline",
                 self.name
             )));
         };
-        let counters = &self.counters[signal as usize][transport as usize];
+        let counters = &self.counters[signal][transport as usize];
         let (items, result) = consumer.count_and_consume(signal, request).await;
         match result {
             Ok(ack) => {

@@ -10,7 +10,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use axum::{Router, routing::get};
 use tokio::net::TcpListener;
 
-use crate::signal::Signal;
+use crate::signal::PerSignal;
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString};
 use metrics_exporter_prometheus::{
@@ -33,6 +33,44 @@ const DEFAULT_BUCKETS_MS: &[f64] = &[
 
 /// The metric names this crate publishes; one place so dashboards and tests agree.
 pub mod names {
+    use crate::signal::PerSignal;
+
+    /// Counter: items a receiver pushed into its pipeline.
+    pub const RECEIVER_ACCEPTED: PerSignal<&str> = PerSignal::new(
+        "otelcol_receiver_accepted_spans_total",
+        "otelcol_receiver_accepted_metric_points_total",
+        "otelcol_receiver_accepted_log_records_total",
+    );
+    /// Counter: items a receiver could not push into its pipeline.
+    pub const RECEIVER_REFUSED: PerSignal<&str> = PerSignal::new(
+        "otelcol_receiver_refused_spans_total",
+        "otelcol_receiver_refused_metric_points_total",
+        "otelcol_receiver_refused_log_records_total",
+    );
+    /// Counter: items an exporter delivered.
+    pub const EXPORTER_SENT: PerSignal<&str> = PerSignal::new(
+        "otelcol_exporter_sent_spans_total",
+        "otelcol_exporter_sent_metric_points_total",
+        "otelcol_exporter_sent_log_records_total",
+    );
+    /// Counter: items an exporter gave up on.
+    pub const EXPORTER_SEND_FAILED: PerSignal<&str> = PerSignal::new(
+        "otelcol_exporter_send_failed_spans_total",
+        "otelcol_exporter_send_failed_metric_points_total",
+        "otelcol_exporter_send_failed_log_records_total",
+    );
+    /// Counter: items a full sending queue refused.
+    pub const EXPORTER_ENQUEUE_FAILED: PerSignal<&str> = PerSignal::new(
+        "otelcol_exporter_enqueue_failed_spans_total",
+        "otelcol_exporter_enqueue_failed_metric_points_total",
+        "otelcol_exporter_enqueue_failed_log_records_total",
+    );
+    /// Gauge: what a sending queue holds, in its sizer's unit (requests,
+    /// items or bytes), like its capacity.
+    pub const EXPORTER_QUEUE_SIZE: &str = "otelcol_exporter_queue_size";
+    /// Gauge: a sending queue's capacity, in its sizer's unit.
+    pub const EXPORTER_QUEUE_CAPACITY: &str = "otelcol_exporter_queue_capacity";
+
     /// Gauge: backends currently in the ring.
     pub const NUM_BACKENDS: &str = "otelcol_loadbalancer_num_backends";
     /// Counter: resolutions by outcome.
@@ -82,6 +120,30 @@ pub mod names {
     pub const C2D_STREAMS_EVICTED: &str =
         "otlp_lb_processor_cumulativetodelta_streams_evicted_total";
 }
+
+/// `# HELP` text of the per-signal metrics; `{}` is the signal's item noun.
+const PER_SIGNAL_HELP: &[(PerSignal<&str>, &str)] = &[
+    (
+        names::RECEIVER_ACCEPTED,
+        "Number of {} successfully pushed into the pipeline",
+    ),
+    (
+        names::RECEIVER_REFUSED,
+        "Number of {} that could not be pushed into the pipeline",
+    ),
+    (
+        names::EXPORTER_SENT,
+        "Number of {} successfully sent to destination",
+    ),
+    (
+        names::EXPORTER_SEND_FAILED,
+        "Number of {} in failed attempts to send to destination",
+    ),
+    (
+        names::EXPORTER_ENQUEUE_FAILED,
+        "Number of {} failed to be added to the sending queue",
+    ),
+];
 
 /// `# HELP` text of every metric this crate publishes. A metric missing here
 /// fails `promtool check metrics` (tests run it), so add new ones here.
@@ -160,72 +222,12 @@ const HELP: &[(&str, &str)] = &[
         "Number of streams the cumulativetodelta processor forgot after max_staleness",
     ),
     (
-        "otelcol_receiver_accepted_spans_total",
-        "Number of spans successfully pushed into the pipeline",
+        names::EXPORTER_QUEUE_SIZE,
+        "Current size of the sending queue, in the unit of its sizer (requests, items or bytes)",
     ),
     (
-        "otelcol_receiver_refused_spans_total",
-        "Number of spans that could not be pushed into the pipeline",
-    ),
-    (
-        "otelcol_receiver_accepted_metric_points_total",
-        "Number of metric points successfully pushed into the pipeline",
-    ),
-    (
-        "otelcol_receiver_refused_metric_points_total",
-        "Number of metric points that could not be pushed into the pipeline",
-    ),
-    (
-        "otelcol_receiver_accepted_log_records_total",
-        "Number of log records successfully pushed into the pipeline",
-    ),
-    (
-        "otelcol_receiver_refused_log_records_total",
-        "Number of log records that could not be pushed into the pipeline",
-    ),
-    (
-        "otelcol_exporter_sent_spans_total",
-        "Number of spans successfully sent to destination",
-    ),
-    (
-        "otelcol_exporter_send_failed_spans_total",
-        "Number of spans in failed attempts to send to destination",
-    ),
-    (
-        "otelcol_exporter_sent_metric_points_total",
-        "Number of metric points successfully sent to destination",
-    ),
-    (
-        "otelcol_exporter_send_failed_metric_points_total",
-        "Number of metric points in failed attempts to send to destination",
-    ),
-    (
-        "otelcol_exporter_sent_log_records_total",
-        "Number of log records successfully sent to destination",
-    ),
-    (
-        "otelcol_exporter_send_failed_log_records_total",
-        "Number of log records in failed attempts to send to destination",
-    ),
-    (
-        "otelcol_exporter_enqueue_failed_spans_total",
-        "Number of spans failed to be added to the sending queue",
-    ),
-    (
-        "otelcol_exporter_enqueue_failed_metric_points_total",
-        "Number of metric points failed to be added to the sending queue",
-    ),
-    (
-        "otelcol_exporter_enqueue_failed_log_records_total",
-        "Number of log records failed to be added to the sending queue",
-    ),
-    (
-        "otelcol_exporter_queue_size",
-        "Current size of the retry queue (in batches)",
-    ),
-    (
-        "otelcol_exporter_queue_capacity",
-        "Fixed capacity of the retry queue (in batches)",
+        names::EXPORTER_QUEUE_CAPACITY,
+        "Fixed capacity of the sending queue, in the unit of its sizer (requests, items or bytes)",
     ),
 ];
 
@@ -262,6 +264,12 @@ impl Telemetry {
         for (name, help) in HELP {
             telemetry.describe(name, help);
         }
+        for (names, help) in PER_SIGNAL_HELP {
+            for (signal, name) in names.iter() {
+                let noun = signal.item_name().replace('_', " ");
+                telemetry.describe(name, &help.replace("{}", &noun));
+            }
+        }
         Arc::new(telemetry)
     }
 
@@ -269,6 +277,15 @@ impl Telemetry {
     pub fn counter(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Counter {
         self.recorder
             .register_counter(&key(name, labels), &METADATA)
+    }
+
+    /// One counter per signal, named by `names`, with the same `labels`.
+    pub fn per_signal_counter(
+        &self,
+        names: PerSignal<&'static str>,
+        labels: &[(&'static str, &str)],
+    ) -> PerSignal<Counter> {
+        PerSignal::from_fn(|signal| self.counter(names[signal], labels))
     }
 
     /// A gauge handle for `name` with `labels`.
@@ -283,8 +300,11 @@ impl Telemetry {
     }
 
     /// Sets the `# HELP` text of a metric.
-    pub fn describe(&self, name: &'static str, help: &'static str) {
-        let (name, help) = (KeyName::from_const_str(name), SharedString::const_str(help));
+    pub fn describe(&self, name: &'static str, help: &str) {
+        let (name, help) = (
+            KeyName::from_const_str(name),
+            SharedString::from(help.to_owned()),
+        );
         // The recorder keeps descriptions per kind; a name has one kind, so
         // describing it as all three is harmless and needs no kind here.
         self.recorder
@@ -344,29 +364,19 @@ pub async fn serve(
 /// The collector's per-exporter item counters, indexed by [`Signal`]:
 /// `otelcol_exporter_sent_*_total` and `otelcol_exporter_send_failed_*_total`.
 pub struct ExporterCounters {
-    /// Items a backend accepted.
-    pub sent: [Counter; 3],
-    /// Items that could not be delivered.
-    pub failed: [Counter; 3],
+    /// `otelcol_exporter_sent_*_total`.
+    pub sent: PerSignal<Counter>,
+    /// `otelcol_exporter_send_failed_*_total`.
+    pub failed: PerSignal<Counter>,
 }
 
 impl ExporterCounters {
-    /// The counters of exporter `exporter`.
+    /// The counters of `exporter`.
     pub fn new(telemetry: &Telemetry, exporter: &str) -> ExporterCounters {
         let labels = [("exporter", exporter)];
-        let sent = |s: Signal| match s {
-            Signal::Traces => "otelcol_exporter_sent_spans_total",
-            Signal::Metrics => "otelcol_exporter_sent_metric_points_total",
-            Signal::Logs => "otelcol_exporter_sent_log_records_total",
-        };
-        let failed = |s: Signal| match s {
-            Signal::Traces => "otelcol_exporter_send_failed_spans_total",
-            Signal::Metrics => "otelcol_exporter_send_failed_metric_points_total",
-            Signal::Logs => "otelcol_exporter_send_failed_log_records_total",
-        };
         ExporterCounters {
-            sent: Signal::ALL.map(|s| telemetry.counter(sent(s), &labels)),
-            failed: Signal::ALL.map(|s| telemetry.counter(failed(s), &labels)),
+            sent: telemetry.per_signal_counter(names::EXPORTER_SENT, &labels),
+            failed: telemetry.per_signal_counter(names::EXPORTER_SEND_FAILED, &labels),
         }
     }
 }

@@ -6,12 +6,12 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verbosity {
-    /// One line per request with item counts. The default.
+    /// A summary line per signal every 5 s, when anything arrived. The default.
     #[default]
     Basic,
-    /// One line per item.
+    /// A line per request with its item count.
     Normal,
-    /// Every field of every item.
+    /// Every request, as OTLP/JSON.
     Detailed,
 }
 

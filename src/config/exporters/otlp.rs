@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::settings::{ClientTlsConfig, Compression, QueueConfig, RetryConfig};
 use crate::config::de::{Unsupported, null_as_default};
 use crate::config::duration;
-use crate::config::endpoint::HostPort;
+use crate::config::endpoint::Endpoint;
 use crate::config::error::{ConfigError, child};
 
 /// An OTLP/gRPC exporter.
@@ -73,9 +73,9 @@ pub(crate) enum EndpointRule {
 
 impl OtlpExporterConfig {
     /// The backend address, without its `http://` or `https://` prefix.
-    pub fn target(&self) -> Option<HostPort> {
+    pub fn target(&self) -> Option<Endpoint> {
         let endpoint = self.endpoint.as_deref()?;
-        HostPort::parse(strip_scheme(endpoint)).ok()
+        Endpoint::parse(strip_scheme(endpoint)).ok()
     }
 
     /// True when the connection is plain text: `tls.insecure: true` or an
@@ -95,7 +95,7 @@ impl OtlpExporterConfig {
                 return Err(ConfigError::new(endpoint_path, "required"));
             }
             (EndpointRule::Required, Some(endpoint)) => {
-                HostPort::parse(strip_scheme(endpoint))
+                Endpoint::parse(strip_scheme(endpoint))
                     .map_err(|e| ConfigError::new(&endpoint_path, e))?;
             }
             (EndpointRule::SetByResolver, Some(_)) => {

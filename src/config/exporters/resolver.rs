@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::config::de::{Unsupported, present};
 use crate::config::duration;
-use crate::config::endpoint::HostPort;
+use crate::config::endpoint::Endpoint;
 use crate::config::error::{ConfigError, child, item};
 
 /// The port a backend gets when its address has none, as in the collector.
@@ -87,11 +87,11 @@ pub struct StaticResolverConfig {
 impl StaticResolverConfig {
     /// The backends, each with its port, sorted as the collector sorts them.
     /// Entries that do not parse are left out (validation refuses them).
-    pub fn endpoints(&self) -> Vec<HostPort> {
-        let mut out: Vec<HostPort> = self
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        let mut out: Vec<Endpoint> = self
             .hostnames
             .iter()
-            .filter_map(|h| HostPort::parse_with_default_port(h, DEFAULT_BACKEND_PORT).ok())
+            .filter_map(|h| Endpoint::parse_with_default_port(h, DEFAULT_BACKEND_PORT).ok())
             .collect();
         out.sort_by_key(|hp| hp.to_string());
         out
@@ -107,7 +107,7 @@ impl StaticResolverConfig {
         }
         let mut seen = BTreeSet::new();
         for (i, h) in self.hostnames.iter().enumerate() {
-            let hp = HostPort::parse_with_default_port(h, DEFAULT_BACKEND_PORT)
+            let hp = Endpoint::parse_with_default_port(h, DEFAULT_BACKEND_PORT)
                 .map_err(|e| ConfigError::new(item(&hostnames, i), e))?;
             if !seen.insert(hp.to_string()) {
                 return Err(ConfigError::new(
@@ -172,8 +172,8 @@ impl DnsResolverConfig {
     }
 
     /// The parsed `nameserver`, if set (and valid).
-    pub fn nameserver_addr(&self) -> Option<HostPort> {
-        HostPort::parse(self.nameserver.as_deref()?).ok()
+    pub fn nameserver_addr(&self) -> Option<Endpoint> {
+        Endpoint::parse(self.nameserver.as_deref()?).ok()
     }
 
     fn validate(&self, path: &str) -> Result<(), ConfigError> {
@@ -206,7 +206,7 @@ impl DnsResolverConfig {
             return Err(ConfigError::new(child(path, "timeout"), "must be positive"));
         }
         if let Some(ns) = &self.nameserver {
-            HostPort::parse(ns).map_err(|e| ConfigError::new(child(path, "nameserver"), e))?;
+            Endpoint::parse(ns).map_err(|e| ConfigError::new(child(path, "nameserver"), e))?;
         }
         Ok(())
     }

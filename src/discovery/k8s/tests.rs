@@ -1,21 +1,16 @@
-//! The k8s resolver's event handling, and the ring builder behind it, fed
-//! hand-made watcher event streams.
+//! The k8s resolver's event handling, fed hand-made watcher event streams.
 
-use std::{collections::BTreeSet, sync::Arc, time::Duration};
+use std::collections::BTreeSet;
 
 use futures::StreamExt;
 use k8s_openapi::{
-    api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice},
+    api::discovery::v1::{Endpoint as SliceEndpoint, EndpointConditions, EndpointSlice},
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use kube::runtime::watcher::{self, Event};
 
 use super::*;
-use crate::{
-    discovery::{self, Membership},
-    exporter::{ClientSettings, PoolHandle},
-    telemetry::Telemetry,
-};
+use crate::telemetry::Telemetry;
 
 /// One endpoint: (address, ready, terminating, hostname).
 type Ep<'a> = (&'a str, Option<bool>, Option<bool>, Option<&'a str>);
@@ -26,7 +21,7 @@ fn slice(name: &str, endpoints: &[Ep]) -> EndpointSlice {
         endpoints: Some(
             endpoints
                 .iter()
-                .map(|&(address, ready, terminating, hostname)| Endpoint {
+                .map(|&(address, ready, terminating, hostname)| SliceEndpoint {
                     addresses: vec![address.to_string()],
                     conditions: Some(EndpointConditions {
                         ready,
@@ -59,8 +54,8 @@ fn config(service: &str, ports: &[u16]) -> K8sResolverConfig {
     }
 }
 
-fn set(items: &[&str]) -> BTreeSet<String> {
-    items.iter().map(|s| s.to_string()).collect()
+fn set(items: &[&str]) -> BTreeSet<Endpoint> {
+    items.iter().map(|s| Endpoint::parse(s).unwrap()).collect()
 }
 
 fn reset(items: &[&str]) -> Option<Update> {
@@ -238,84 +233,61 @@ fn watch_error() -> watcher::Error {
 /// Every event kind and watch errors, through `updates` and the one ring
 /// builder, into a pool; the ring and the resolver metrics follow.
 #[tokio::test]
-async fn the_ring_builder_follows_a_watcher_event_stream() {
+async fn the_update_stream_follows_a_watcher_event_stream() {
     let telemetry = Telemetry::new();
     let resolutions = Resolutions::new(&telemetry, "lb", "k8s");
-    let pool = PoolHandle::new(
-        "lb",
-        "k8s",
-        Arc::new(ClientSettings {
-            timeout: Duration::from_millis(200),
-            ..Default::default()
-        }),
-        100,
-        telemetry.clone(),
-    );
     let (tx, rx) = futures::channel::mpsc::unbounded();
-    let updates = updates(
+    let mut updates = updates(
         rx,
         Slices::new(&config("collectors", &[4317]), "obs"),
         resolutions,
     );
-    let builder = tokio::spawn(discovery::run(updates, pool.clone()));
-
-    // Addresses on 127.0.0.0/8 with nothing listening: connecting fails fast.
-    let ring = |pool: &PoolHandle| -> Vec<String> {
-        pool.load()
-            .ring()
-            .endpoints()
-            .iter()
-            .map(|e| e.to_string())
-            .collect()
-    };
-    let wait_for = |pool: Arc<PoolHandle>, want: Vec<&'static str>| async move {
-        let want: Vec<String> = want.into_iter().map(str::to_string).collect();
-        for _ in 0..200 {
-            if ring(&pool) == want {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("ring {:?}, wanted {want:?}", ring(&pool));
-    };
-
     let send = |e: Result<Event<EndpointSlice>, watcher::Error>| tx.unbounded_send(e).unwrap();
+
     send(Ok(Event::Init));
     send(Ok(Event::InitApply(slice("a", &[ready("127.0.0.21")]))));
     send(Ok(Event::InitApply(slice("b", &[ready("127.0.0.22")]))));
     send(Ok(Event::InitDone));
-    wait_for(pool.clone(), vec!["127.0.0.21:4317", "127.0.0.22:4317"]).await;
+    assert_eq!(
+        updates.next().await,
+        reset(&["127.0.0.21:4317", "127.0.0.22:4317"])
+    );
 
     send(Ok(Event::Apply(slice(
         "b",
         &[ready("127.0.0.22"), ready("127.0.0.23")],
     ))));
-    wait_for(
-        pool.clone(),
-        vec!["127.0.0.21:4317", "127.0.0.22:4317", "127.0.0.23:4317"],
-    )
-    .await;
+    assert_eq!(
+        updates.next().await,
+        reset(&["127.0.0.21:4317", "127.0.0.22:4317", "127.0.0.23:4317"])
+    );
 
     // A watch error changes nothing.
     send(Err(watch_error()));
     send(Ok(Event::Delete(slice("a", &[]))));
-    wait_for(pool.clone(), vec!["127.0.0.22:4317", "127.0.0.23:4317"]).await;
+    assert_eq!(
+        updates.next().await,
+        reset(&["127.0.0.22:4317", "127.0.0.23:4317"])
+    );
 
     // Readiness flips off, then a relist drops slice b for a new slice c.
     send(Ok(Event::Apply(slice(
         "b",
         &[("127.0.0.22", Some(false), None, None), ready("127.0.0.23")],
     ))));
-    wait_for(pool.clone(), vec!["127.0.0.23:4317"]).await;
+    assert_eq!(updates.next().await, reset(&["127.0.0.23:4317"]));
     send(Ok(Event::Init));
     send(Ok(Event::InitApply(slice("c", &[ready("127.0.0.24")]))));
     send(Ok(Event::InitDone));
-    wait_for(pool.clone(), vec!["127.0.0.24:4317"]).await;
+    assert_eq!(updates.next().await, reset(&["127.0.0.24:4317"]));
+
+    drop(tx);
+    assert_eq!(updates.next().await, None);
 
     let text = telemetry.render();
-    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+    let value = |labels: &[(&str, &str)]| -> f64 {
         text.lines()
-            .filter(|l| l.starts_with(&format!("{name}{{")))
+            .filter(|l| l.starts_with("otelcol_loadbalancer_num_resolutions_total{"))
             .filter(|l| {
                 labels
                     .iter()
@@ -324,26 +296,11 @@ async fn the_ring_builder_follows_a_watcher_event_stream() {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     };
-    let lb = [("exporter", "lb"), ("resolver", "k8s")];
-    let ok = [lb[0], lb[1], ("success", "true")];
-    let failed = [lb[0], lb[1], ("success", "false")];
+    let ok = [("exporter", "lb"), ("resolver", "k8s"), ("success", "true")];
+    let failed = [("exporter", "lb"), ("resolver", "k8s"), ("success", "false")];
     // InitDone, Apply, Delete, Apply, InitDone: 5 resolutions; 1 error.
-    assert_eq!(
-        value("otelcol_loadbalancer_num_resolutions_total", &ok),
-        5.0
-    );
-    assert_eq!(
-        value("otelcol_loadbalancer_num_resolutions_total", &failed),
-        1.0
-    );
-    assert_eq!(value("otelcol_loadbalancer_num_backends", &lb), 1.0);
-    assert_eq!(
-        value("otelcol_loadbalancer_num_backend_updates_total", &lb),
-        5.0
-    );
-
-    drop(tx);
-    builder.await.unwrap();
+    assert_eq!(value(&ok), 5.0);
+    assert_eq!(value(&failed), 1.0);
 }
 
 /// The membership a stream of k8s updates leads to equals the last set.
@@ -364,10 +321,10 @@ async fn updates_end_when_the_watch_ends() {
     )
     .collect()
     .await;
-    let mut m = Membership::default();
+    let mut m = BTreeSet::new();
     for u in got.clone() {
-        m.apply(u);
+        u.apply(&mut m);
     }
     assert_eq!(got.len(), 2);
-    assert_eq!(m.endpoints(), &set(&["10.0.0.2:4317"]));
+    assert_eq!(m, set(&["10.0.0.2:4317"]));
 }
