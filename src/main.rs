@@ -4,8 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use otlp_lb::{config::Config, service};
-use tracing_subscriber::EnvFilter;
+use otlp_lb::{
+    config::{Config, service::LogsTelemetryConfig},
+    service,
+    telemetry::logs,
+};
 
 /// OTLP-aware consistent-hashing load balancer for OpenTelemetry Collector pools.
 #[derive(Debug, Parser)]
@@ -33,15 +36,9 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-
     match cli.command {
         Some(Command::Validate) => {
+            logs::init(&LogsTelemetryConfig::default());
             let path = cli.config.context("validate needs --config FILE")?;
             match Config::load(&path) {
                 Ok(_) => {
@@ -54,13 +51,20 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Some(Command::Demo { generate }) => runtime()?.block_on(otlp_lb::demo::run(generate)),
+        Some(Command::Demo { generate }) => {
+            logs::init(&LogsTelemetryConfig::default());
+            runtime()?.block_on(otlp_lb::demo::run(generate))
+        }
         None => {
             let path = cli
                 .config
                 .context("usage: otlp-lb --config FILE (or: otlp-lb demo)")?;
             let config =
                 Config::load(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            logs::init(&config.service.telemetry.logs);
+            for note in config.deprecations() {
+                tracing::warn!("{note}");
+            }
             runtime()?.block_on(async move {
                 service::run(config, service::shutdown_signal()).await?;
                 Ok(())

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use otlp_lb::{
     consumer::{self, Ack, ConsumeError, ConsumeFuture, Consumer, CountedFuture},
     receiver::{self, Receiver},
-    signal::Signal,
+    signal::{PerSignal, Signal},
     telemetry::Telemetry,
     wire::{self, Fields},
 };
@@ -264,11 +264,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
         let consumer: Arc<dyn Consumer> = counting;
         let receiver = Arc::new(Receiver::new(
             &format!("sink/{index}"),
-            [
-                Some(consumer.clone()),
-                Some(consumer.clone()),
-                Some(consumer),
-            ],
+            PerSignal::from_fn(|_| Some(consumer.clone())),
             &telemetry,
         ));
         let done = until_stopped();

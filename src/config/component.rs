@@ -135,8 +135,21 @@ impl<'de> Deserialize<'de> for PipelineId {
 pub(crate) trait ComponentKind: Sized {
     /// The singular noun used in errors (`processor`).
     const KIND: &'static str;
-    /// The component types otlp-lb implements, for the unknown-type error.
+    /// The component types otlp-lb implements, by their current names, for
+    /// the unknown-type error.
     const SUPPORTED: &'static [&'static str];
+    /// Deprecated names the collector still accepts, with the current name
+    /// each stands for (`loadbalancing` for `load_balancing`).
+    const ALIASES: &'static [(&'static str, &'static str)] = &[];
+
+    /// The current name of `type_name`, and whether `type_name` is a
+    /// deprecated alias of it.
+    fn current_name(type_name: &str) -> (&str, bool) {
+        match Self::ALIASES.iter().find(|(old, _)| *old == type_name) {
+            Some((_, current)) => (current, true),
+            None => (type_name, false),
+        }
+    }
 
     /// Reads the settings of a component of type `type_name`; `None` when the
     /// type is not one of [`Self::SUPPORTED`].
@@ -202,7 +215,7 @@ impl<'de, T: ComponentKind> DeserializeSeed<'de> for ComponentSeed<T> {
 
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
         let id = ComponentId::parse(&self.key).map_err(de::Error::custom)?;
-        match T::deserialize_typed(id.type_name(), de) {
+        match T::deserialize_typed(T::current_name(id.type_name()).0, de) {
             Some(settings) => Ok((id, settings?)),
             None => Err(de::Error::custom(format!(
                 "unknown {} type \"{}\"; otlp-lb supports: {}",

@@ -32,7 +32,7 @@ pub use de::Unsupported;
 pub use error::ConfigError;
 
 use crate::signal::Signal;
-use component::deserialize_components;
+use component::{ComponentKind, deserialize_components};
 use endpoint::Endpoint;
 use error::{child, item};
 use exporters::{EndpointRule, ExporterConfig};
@@ -51,7 +51,8 @@ pub struct Config {
     /// Processors by id: `tail_sampling[/NAME]`, `cumulativetodelta[/NAME]`.
     #[serde(deserialize_with = "deserialize_components")]
     pub processors: BTreeMap<ComponentId, ProcessorConfig>,
-    /// Exporters by id: `loadbalancing`, `otlp`, `otlphttp`, `debug`, each
+    /// Exporters by id: `load_balancing`, `otlp_grpc`, `otlp_http`, `debug`
+    /// (or the deprecated `loadbalancing`, `otlp`, `otlphttp`), each
     /// optionally `/NAME`.
     #[serde(deserialize_with = "deserialize_components")]
     pub exporters: BTreeMap<ComponentId, ExporterConfig>,
@@ -72,6 +73,33 @@ impl Config {
         let config: Config = de::from_yaml_str(&expanded)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// One note per component written under a deprecated type name (the
+    /// collector's pre-2026 names, such as `loadbalancing`), saying what it
+    /// is called now. The service logs them at start, as the collector does.
+    pub fn deprecations(&self) -> Vec<String> {
+        fn notes<T: ComponentKind, V>(
+            section: &str,
+            ids: &BTreeMap<ComponentId, V>,
+            out: &mut Vec<String>,
+        ) {
+            for id in ids.keys() {
+                if let (current, true) = T::current_name(id.type_name()) {
+                    out.push(format!(
+                        "{section}.{id}: \"{}\" is a deprecated name of \"{current}\"; \
+                         use the new name",
+                        id.type_name()
+                    ));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        notes::<ReceiverConfig, _>("receivers", &self.receivers, &mut out);
+        notes::<ProcessorConfig, _>("processors", &self.processors, &mut out);
+        notes::<ExporterConfig, _>("exporters", &self.exporters, &mut out);
+        notes::<ExtensionConfig, _>("extensions", &self.extensions, &mut out);
+        out
     }
 
     /// Reads the file at `path`, then [`Config::from_yaml`].

@@ -1,7 +1,8 @@
 //! Self-observability: Prometheus `/metrics` with the collector's metric
-//! names, and the `health_check` extension.
+//! names, the `health_check` extension, and the process's own logs.
 
 pub mod health;
+pub mod logs;
 pub mod metrics;
 
 pub use self::metrics::Telemetry;

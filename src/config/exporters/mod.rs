@@ -27,11 +27,11 @@ use super::de::null_as_default;
 /// One configured exporter, by type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExporterConfig {
-    /// `loadbalancing`.
+    /// `load_balancing` (deprecated alias `loadbalancing`).
     LoadBalancing(Box<LoadBalancingExporterConfig>),
-    /// `otlp`.
+    /// `otlp_grpc` (deprecated alias `otlp`).
     Otlp(Box<OtlpExporterConfig>),
-    /// `otlphttp`.
+    /// `otlp_http` (deprecated alias `otlphttp`).
     OtlpHttp(Box<OtlpHttpExporterConfig>),
     /// `debug`.
     Debug(DebugExporterConfig),
@@ -39,18 +39,23 @@ pub enum ExporterConfig {
 
 impl ComponentKind for ExporterConfig {
     const KIND: &'static str = "exporter";
-    const SUPPORTED: &'static [&'static str] = &["loadbalancing", "otlp", "otlphttp", "debug"];
+    const SUPPORTED: &'static [&'static str] = &["load_balancing", "otlp_grpc", "otlp_http", "debug"];
+    const ALIASES: &'static [(&'static str, &'static str)] = &[
+        ("loadbalancing", "load_balancing"),
+        ("otlp", "otlp_grpc"),
+        ("otlphttp", "otlp_http"),
+    ];
 
     fn deserialize_typed<'de, D: Deserializer<'de>>(
         type_name: &str,
         de: D,
     ) -> Option<Result<Self, D::Error>> {
         Some(match type_name {
-            "loadbalancing" => {
+            "load_balancing" => {
                 null_as_default(de).map(|c| ExporterConfig::LoadBalancing(Box::new(c)))
             }
-            "otlp" => null_as_default(de).map(|c| ExporterConfig::Otlp(Box::new(c))),
-            "otlphttp" => null_as_default(de).map(|c| ExporterConfig::OtlpHttp(Box::new(c))),
+            "otlp_grpc" => null_as_default(de).map(|c| ExporterConfig::Otlp(Box::new(c))),
+            "otlp_http" => null_as_default(de).map(|c| ExporterConfig::OtlpHttp(Box::new(c))),
             "debug" => null_as_default(de).map(ExporterConfig::Debug),
             _ => return None,
         })
