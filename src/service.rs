@@ -104,7 +104,9 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
     let mut metrics = None;
     if let Some(address) = config.metrics_address() {
         let listener = bind("service.telemetry.metrics", &address).await?;
-        metrics = Some(local(&listener)?);
+        let addr = local(&listener)?;
+        metrics = Some(addr);
+        tracing::info!(%addr, "serving /metrics");
         let t = telemetry.clone();
         let done = until_stopped();
         admin.spawn(async move {
@@ -117,7 +119,9 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
     for id in &config.service.extensions {
         if let Some(ExtensionConfig::HealthCheck(hc)) = config.extensions.get(id) {
             let listener = bind(&format!("extensions.{id}.endpoint"), &hc.endpoint).await?;
-            health_addr = Some(local(&listener)?);
+            let addr = local(&listener)?;
+            health_addr = Some(addr);
+            tracing::info!(extension = %id, %addr, "serving health checks");
             let (h, path, done) = (health_state.clone(), hc.path.clone(), until_stopped());
             admin.spawn(async move {
                 health::serve(listener, path, h, done)

@@ -37,31 +37,50 @@ const WAVES: u64 = 4;
 const STREAMS: u64 = 40;
 const ROUNDS: u64 = 10;
 
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-}
-
+/// A running `otlp-lb` and the addresses it reported binding. Configs
+/// listen on port 0, and the process says in its (JSON) log which port it
+/// got, so no port is ever picked by one process and bound by another.
 struct Proc {
     child: tokio::process::Child,
+    grpc: SocketAddr,
 }
 
-async fn spawn(dir: &Path, name: &str, yaml: &str, health: SocketAddr) -> Proc {
+async fn spawn(dir: &Path, name: &str, yaml: &str) -> Proc {
+    use tokio::io::AsyncBufReadExt;
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, yaml).expect("write config");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_otlp-lb"))
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_otlp-lb"))
         .arg("--config")
         .arg(&path)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,otlp_lb::service=info")
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("spawn otlp-lb");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let (mut grpc, mut health) = (None, None);
+    while grpc.is_none() || health.is_none() {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("{name} reported no addresses"))
+            .expect("read stderr")
+            .unwrap_or_else(|| panic!("{name} exited before listening"));
+        let event: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("{name}: a log line that is not JSON ({e}): {line}"));
+        let addr = event["addr"].as_str().and_then(|a| a.parse().ok());
+        match event["message"].as_str() {
+            Some("listening (OTLP/gRPC)") => grpc = addr,
+            Some("serving health checks") => health = addr,
+            _ => {}
+        }
+    }
+    // Keep draining the log so the process never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (grpc, health) = (grpc.expect("grpc"), health.expect("health"));
     for _ in 0..200 {
-        if tokio::net::TcpStream::connect(health).await.is_ok()
-            && support::http_get(health, "/").await.0 == 200
-        {
-            return Proc { child };
+        if support::http_get(health, "/").await.0 == 200 {
+            return Proc { child, grpc };
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -85,10 +104,10 @@ impl Proc {
     }
 }
 
-fn agent_yaml(grpc: SocketAddr, health: SocketAddr, sink: SocketAddr) -> String {
+fn agent_yaml(sink: SocketAddr) -> String {
     format!(
         r#"
-receivers: {{ otlp: {{ protocols: {{ grpc: {{ endpoint: "{grpc}" }} }} }} }}
+receivers: {{ otlp: {{ protocols: {{ grpc: {{ endpoint: "127.0.0.1:0" }} }} }} }}
 processors:
   tail_sampling:
     decision_wait: 2s
@@ -98,10 +117,10 @@ processors:
   cumulativetodelta: {{}}
 exporters:
   otlp: {{ endpoint: "{sink}", tls: {{ insecure: true }}, compression: none }}
-extensions: {{ health_check: {{ endpoint: "{health}" }} }}
+extensions: {{ health_check: {{ endpoint: "127.0.0.1:0" }} }}
 service:
   extensions: [health_check]
-  telemetry: {{ metrics: {{ level: none }} }}
+  telemetry: {{ metrics: {{ level: none }}, logs: {{ encoding: json }} }}
   pipelines:
     traces: {{ receivers: [otlp], processors: [tail_sampling], exporters: [otlp] }}
     metrics: {{ receivers: [otlp], processors: [cumulativetodelta], exporters: [otlp] }}
@@ -109,7 +128,7 @@ service:
     )
 }
 
-fn first_tier_yaml(grpc: SocketAddr, health: SocketAddr, agents: &[SocketAddr]) -> String {
+fn first_tier_yaml(agents: &[SocketAddr]) -> String {
     let hosts = agents
         .iter()
         .map(|a| a.to_string())
@@ -117,7 +136,7 @@ fn first_tier_yaml(grpc: SocketAddr, health: SocketAddr, agents: &[SocketAddr]) 
         .join(", ");
     format!(
         r#"
-receivers: {{ otlp: {{ protocols: {{ grpc: {{ endpoint: "{grpc}" }} }} }} }}
+receivers: {{ otlp: {{ protocols: {{ grpc: {{ endpoint: "127.0.0.1:0" }} }} }} }}
 exporters:
   loadbalancing/traces:
     routing_key: traceID
@@ -127,10 +146,10 @@ exporters:
     routing_key: streamID
     protocol: {{ otlp: {{ tls: {{ insecure: true }}, compression: none }} }}
     resolver: {{ static: {{ hostnames: [{hosts}] }} }}
-extensions: {{ health_check: {{ endpoint: "{health}" }} }}
+extensions: {{ health_check: {{ endpoint: "127.0.0.1:0" }} }}
 service:
   extensions: [health_check]
-  telemetry: {{ metrics: {{ level: none }} }}
+  telemetry: {{ metrics: {{ level: none }}, logs: {{ encoding: json }} }}
   pipelines:
     traces: {{ receivers: [otlp], exporters: [loadbalancing/traces] }}
     metrics: {{ receivers: [otlp], exporters: [loadbalancing/metrics] }}
@@ -408,17 +427,9 @@ async fn agents(dir: &Path, sinks: &[Sink]) -> (Vec<SocketAddr>, Vec<Proc>) {
     let mut addrs = Vec::new();
     let mut procs = Vec::new();
     for (i, sink) in sinks.iter().enumerate() {
-        let (grpc, health) = (free_addr(), free_addr());
-        procs.push(
-            spawn(
-                dir,
-                &format!("agent-{i}"),
-                &agent_yaml(grpc, health, sink.addr),
-                health,
-            )
-            .await,
-        );
-        addrs.push(grpc);
+        let agent = spawn(dir, &format!("agent-{i}"), &agent_yaml(sink.addr)).await;
+        addrs.push(agent.grpc);
+        procs.push(agent);
     }
     (addrs, procs)
 }
@@ -434,14 +445,8 @@ async fn first_tier_keeps_traces_whole_and_deltas_exact_where_round_robin_fails(
         Sink::start().await,
     ];
     let (agent_addrs, agent_procs) = agents(dir.path(), &sinks).await;
-    let (grpc, health) = (free_addr(), free_addr());
-    let front = spawn(
-        dir.path(),
-        "first-tier",
-        &first_tier_yaml(grpc, health, &agent_addrs),
-        health,
-    )
-    .await;
+    let front = spawn(dir.path(), "first-tier", &first_tier_yaml(&agent_addrs)).await;
+    let grpc = front.grpc;
     let keyed = run(&[grpc], false, &sinks, async || {
         front.stop().await;
         for p in agent_procs {

@@ -431,7 +431,7 @@ fn unknown_component_types_say_what_is_supported() {
     assert_err(
         "exporters: {kafka: }\n",
         "exporters.kafka",
-        "unknown exporter type \"kafka\"; otlp-lb supports: loadbalancing, otlp, otlphttp, debug",
+        "unknown exporter type \"kafka\"; otlp-lb supports: load_balancing, otlp_grpc, otlp_http, debug",
     );
     assert_err(
         "extensions: {pprof: }\n",
@@ -1414,4 +1414,41 @@ fn remaining_rules_each_name_their_path() {
         "{name: a, type: composite, composite: {max_total_spans_per_second: 1, \
          composite_sub_policy: [{name: b, type: and, and: {and_sub_policy: [{name: c, type: always_sample}]}}]}}",
     ));
+}
+
+/// The collector's 2026 names and their deprecated aliases read the same
+/// settings; only the old names earn a deprecation note.
+#[test]
+fn current_names_and_deprecated_aliases_are_the_same_components() {
+    let config = |lb: &str, grpc: &str, http: &str| {
+        format!(
+            r#"
+receivers: {{ otlp: {{ protocols: {{ grpc: {{ endpoint: "127.0.0.1:4317" }} }} }} }}
+exporters:
+  {lb}: {{ resolver: {{ static: {{ hostnames: [a, b] }} }} }}
+  {grpc}/x: {{ endpoint: "c:4317" }}
+  {http}/y: {{ endpoint: "http://d:4318" }}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [{lb}] }}
+    metrics: {{ receivers: [otlp], exporters: [{grpc}/x] }}
+    logs: {{ receivers: [otlp], exporters: [{http}/y] }}
+"#
+        )
+    };
+    let new = Config::from_yaml(&config("load_balancing", "otlp_grpc", "otlp_http")).unwrap();
+    let old = Config::from_yaml(&config("loadbalancing", "otlp", "otlphttp")).unwrap();
+    assert!(new.deprecations().is_empty(), "{:?}", new.deprecations());
+    assert_eq!(
+        new.exporters.values().collect::<Vec<_>>(),
+        old.exporters.values().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        old.deprecations(),
+        [
+            "exporters.loadbalancing: \"loadbalancing\" is a deprecated name of \"load_balancing\"; use the new name",
+            "exporters.otlp/x: \"otlp\" is a deprecated name of \"otlp_grpc\"; use the new name",
+            "exporters.otlphttp/y: \"otlphttp\" is a deprecated name of \"otlp_http\"; use the new name",
+        ]
+    );
 }
