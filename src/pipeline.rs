@@ -106,15 +106,17 @@ pub async fn build(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Pipeli
                 .processors
                 .get(id)
                 .ok_or_else(|| BuildError::new(id, "processor is not configured"))?;
-            head = crate::processor::build(
+            let mut tasks = crate::component::Tasks::default();
+            let mut cx = crate::component::BuildContext {
                 id,
-                processor,
-                head,
                 telemetry,
-                &mut built.background,
-                &mut built.drains,
-            )
-            .map_err(|e| BuildError::new(id, e))?;
+                tasks: &mut tasks,
+            };
+            head = processor
+                .build(&mut cx, head)
+                .map_err(|e| BuildError::new(e.component, e.message))?;
+            built.background.append(&mut tasks.background);
+            built.drains.append(&mut tasks.drains);
         }
         for rid in &pipeline.receivers {
             per_receiver.entry(rid.clone()).or_default()[pid.signal as usize].push(head.clone());

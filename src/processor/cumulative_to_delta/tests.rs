@@ -1306,19 +1306,17 @@ async fn build_wires_the_processor_and_its_report() {
         ..Default::default()
     });
     let out = Arc::new(Recorder::default());
-    let (mut background, mut drains) = (Vec::new(), Vec::new());
-    let head = crate::processor::build(
-        &id,
-        &config,
-        out.clone(),
-        &Telemetry::new(),
-        &mut background,
-        &mut drains,
-    )
-    .unwrap();
-    assert_eq!(background.len(), 1);
+    let telemetry = Telemetry::new();
+    let mut tasks = crate::component::Tasks::default();
+    let mut cx = crate::component::BuildContext {
+        id: &id,
+        telemetry: &telemetry,
+        tasks: &mut tasks,
+    };
+    let head = config.build(&mut cx, out.clone()).unwrap();
+    assert_eq!(tasks.background.len(), 1);
     assert!(
-        drains.is_empty(),
+        tasks.drains.is_empty(),
         "cumulativetodelta holds no data between requests"
     );
     let req = one_scope(vec![sum("n", vec![int(&[], S, t(1), 3)])]);
@@ -1326,7 +1324,7 @@ async fn build_wires_the_processor_and_its_report() {
         .await
         .unwrap();
     assert_eq!(ints(&only(flatten(out.last()))), [(S, t(1), 3)]);
-    for task in background {
+    for task in tasks.background {
         task.abort();
     }
 }
