@@ -1150,6 +1150,38 @@ fn tail_sampling_policy_rules() {
         &format!("{p}[0].drop.drop_sub_policy[0].trace_state.values"),
         "list at least one value",
     );
+    assert_err(
+        &policies("[{name: a, type: latency, latency: {threshold_ms: slow}}]"),
+        &format!("{p}[0].latency.threshold_ms"),
+        "invalid value: expected a non-negative integer",
+    );
+    assert_err(
+        &policies(
+            "[{latency: {threshold_ms: 1}, name: a, type: probabilistic, probabilistic: {sampling_percentage: 1}}]",
+        ),
+        &format!("{p}[0].latency"),
+        "set, but the policy type is probabilistic",
+    );
+    assert_err(
+        &policies("[{name: a, type: always_sample, span_count: {min_spans: 1}}]"),
+        &format!("{p}[0].span_count"),
+        "set, but the policy type is always_sample",
+    );
+    assert_err(
+        &policies("[{name: a, type: always_sample, colour: red}]"),
+        &format!("{p}[0].colour"),
+        "unknown field \"colour\", expected one of name, type, latency,",
+    );
+    assert_err(
+        &policies("[{name: a, type: always_sample, trace_flags: {}}]"),
+        &format!("{p}[0].trace_flags"),
+        "not supported by otlp-lb",
+    );
+    assert_err(
+        &policies("[{name: a}]"),
+        &format!("{p}[0]"),
+        "missing field \"type\"",
+    );
     let composite = |rest: &str| {
         policies(&format!(
             "[{{name: c, type: composite, composite: {{max_total_spans_per_second: 10, \

@@ -17,8 +17,9 @@
 //! window (start = the previous point's time), so downstream can place the
 //! deltas of racing requests in whichever order they arrive.
 //!
-//! Start-time and `max_staleness` decisions use the processor's clock; the
-//! points' own timestamps only order a stream's points.
+//! Start-time and `max_staleness` decisions use the processor's clock
+//! (tokio's, so tests can pause it); the points' own timestamps only order a
+//! stream's points.
 
 mod convert;
 mod filter;
@@ -33,12 +34,13 @@ use std::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use bytes::Bytes;
 use metrics::{Counter, Gauge};
 use prost::Message;
+use tokio::time::Instant;
 
 pub use self::filter::FilterError;
 use self::{
