@@ -1,5 +1,8 @@
 //! `include` / `exclude`: which metrics the processor converts. A metric
 //! neither selection allows passes through untouched.
+//!
+//! It owns the compiled name patterns next to the filters' config; it only
+//! answers "convert this metric?" and never touches a metric itself.
 
 use std::collections::HashSet;
 
