@@ -1004,27 +1004,42 @@ fn tail_sampling_loads_with_defaults_and_blocks() {
     assert_eq!(t.num_traces, 50_000);
     assert_eq!(t.decision_cache, DecisionCacheConfig::default());
     assert_eq!(t.policies.len(), 7);
-    assert_eq!(t.policies[0].policy_type, PolicyType::StatusCode);
+    assert_eq!(t.policies[0].name, "errors");
+    let Policy::StatusCode(status) = &t.policies[0].policy else {
+        panic!("{:?}", t.policies[0]);
+    };
+    assert_eq!(status.status_codes, [StatusCodeName::Error]);
+    let Policy::Probabilistic(probabilistic) = &t.policies[1].policy else {
+        panic!("{:?}", t.policies[1]);
+    };
+    assert_eq!(probabilistic.sampling_percentage, 10.0);
     assert_eq!(
-        t.policies[0].status_code.as_ref().unwrap().status_codes,
-        [StatusCodeName::Error]
+        t.policies[2].policy,
+        Policy::Latency(LatencyPolicy {
+            threshold_ms: 500,
+            upper_threshold_ms: 0
+        })
     );
+    let Policy::And(and) = &t.policies[3].policy else {
+        panic!("{:?}", t.policies[3]);
+    };
+    let Policy::StringAttribute(string) = &and.and_sub_policy[0].policy else {
+        panic!("{:?}", and.and_sub_policy[0]);
+    };
+    assert_eq!(string.cache_max_size, 128);
+    let Policy::Not(not) = &t.policies[5].policy else {
+        panic!("{:?}", t.policies[5]);
+    };
     assert_eq!(
-        t.policies[1]
-            .probabilistic
-            .as_ref()
-            .unwrap()
-            .sampling_percentage,
-        10.0
-    );
-    assert_eq!(t.policies[2].latency.as_ref().unwrap().threshold_ms, 500);
-    assert_eq!(
-        t.policies[3].and.as_ref().unwrap().and_sub_policy[0]
-            .string_attribute
-            .as_ref()
-            .unwrap()
-            .cache_max_size,
-        128
+        not.not_sub_policy.as_deref(),
+        Some(&PolicyConfig::new(
+            "q",
+            Policy::BooleanAttribute(BooleanAttributePolicy {
+                key: "b".into(),
+                value: true,
+                invert_match: false
+            })
+        ))
     );
 }
 
@@ -1134,6 +1149,38 @@ fn tail_sampling_policy_rules() {
         ),
         &format!("{p}[0].drop.drop_sub_policy[0].trace_state.values"),
         "list at least one value",
+    );
+    assert_err(
+        &policies("[{name: a, type: latency, latency: {threshold_ms: slow}}]"),
+        &format!("{p}[0].latency.threshold_ms"),
+        "invalid value: expected a non-negative integer",
+    );
+    assert_err(
+        &policies(
+            "[{latency: {threshold_ms: 1}, name: a, type: probabilistic, probabilistic: {sampling_percentage: 1}}]",
+        ),
+        &format!("{p}[0].latency"),
+        "set, but the policy type is probabilistic",
+    );
+    assert_err(
+        &policies("[{name: a, type: always_sample, span_count: {min_spans: 1}}]"),
+        &format!("{p}[0].span_count"),
+        "set, but the policy type is always_sample",
+    );
+    assert_err(
+        &policies("[{name: a, type: always_sample, colour: red}]"),
+        &format!("{p}[0].colour"),
+        "unknown field \"colour\", expected one of name, type, latency,",
+    );
+    assert_err(
+        &policies("[{name: a, type: always_sample, trace_flags: {}}]"),
+        &format!("{p}[0].trace_flags"),
+        "not supported by otlp-lb",
+    );
+    assert_err(
+        &policies("[{name: a}]"),
+        &format!("{p}[0]"),
+        "missing field \"type\"",
     );
     let composite = |rest: &str| {
         policies(&format!(

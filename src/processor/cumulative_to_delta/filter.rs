@@ -1,5 +1,8 @@
 //! `include` / `exclude`: which metrics the processor converts. A metric
 //! neither selection allows passes through untouched.
+//!
+//! It owns the compiled name patterns next to the filters' config; it only
+//! answers "convert this metric?" and never touches a metric itself.
 
 use std::collections::HashSet;
 
@@ -8,6 +11,16 @@ use regex::RegexSet;
 use super::Kind;
 use crate::config::processors::{CumulativeToDeltaConfig, MatchType, MetricFilter, MetricType};
 
+/// Why a filter could not be compiled from its (validated) config.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}.metrics: invalid regular expression: {source}")]
+pub struct FilterError {
+    /// `include` or `exclude`.
+    pub key: &'static str,
+    /// What the regex compiler said.
+    pub source: regex::Error,
+}
+
 /// Both filters of a processor. `exclude` wins over `include`.
 pub(super) struct Selection {
     include: Option<Filter>,
@@ -15,7 +28,7 @@ pub(super) struct Selection {
 }
 
 impl Selection {
-    pub(super) fn new(config: &CumulativeToDeltaConfig) -> Result<Selection, String> {
+    pub(super) fn new(config: &CumulativeToDeltaConfig) -> Result<Selection, FilterError> {
         Ok(Selection {
             include: config
                 .include
@@ -45,8 +58,9 @@ impl Selection {
 
 /// One filter: a metric is selected when it passes every list that is set.
 struct Filter {
+    config: MetricFilter,
+    /// `config.metrics`, compiled.
     names: Names,
-    types: Vec<MetricType>,
 }
 
 enum Names {
@@ -59,25 +73,25 @@ enum Names {
 }
 
 impl Filter {
-    fn new(key: &str, config: &MetricFilter) -> Result<Filter, String> {
+    fn new(key: &'static str, config: &MetricFilter) -> Result<Filter, FilterError> {
         let names = if config.metrics.is_empty() {
             Names::Any
         } else {
             match config.match_type {
                 MatchType::Strict => Names::Exact(config.metrics.iter().cloned().collect()),
                 MatchType::Regexp => Names::Patterns(
-                    RegexSet::new(&config.metrics).map_err(|e| format!("{key}.metrics: {e}"))?,
+                    RegexSet::new(&config.metrics).map_err(|source| FilterError { key, source })?,
                 ),
             }
         };
         Ok(Filter {
+            config: config.clone(),
             names,
-            types: config.metric_types.clone(),
         })
     }
 
     fn restricts(&self) -> bool {
-        !matches!(self.names, Names::Any) || !self.types.is_empty()
+        !matches!(self.names, Names::Any) || !self.config.metric_types.is_empty()
     }
 
     fn selects(&self, name: &str, kind: Kind) -> bool {
@@ -88,8 +102,9 @@ impl Filter {
         };
         // The config knows `sum` and `histogram`; exponential histograms are
         // histograms to it.
-        let type_ok = self.types.is_empty()
-            || self.types.iter().any(|t| match t {
+        let types = &self.config.metric_types;
+        let type_ok = types.is_empty()
+            || types.iter().any(|t| match t {
                 MetricType::Sum => kind == Kind::Sum,
                 MetricType::Histogram => kind != Kind::Sum,
             });

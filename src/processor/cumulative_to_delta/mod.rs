@@ -17,8 +17,9 @@
 //! window (start = the previous point's time), so downstream can place the
 //! deltas of racing requests in whichever order they arrive.
 //!
-//! Start-time and `max_staleness` decisions use the processor's clock; the
-//! points' own timestamps only order a stream's points.
+//! Start-time and `max_staleness` decisions use the processor's clock
+//! (tokio's, so tests can pause it); the points' own timestamps only order a
+//! stream's points.
 
 mod convert;
 mod filter;
@@ -33,13 +34,15 @@ use std::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use bytes::Bytes;
 use metrics::{Counter, Gauge};
 use prost::Message;
+use tokio::time::Instant;
 
+pub use self::filter::FilterError;
 use self::{
     convert::{CumulativePoint, Verdict},
     filter::Selection,
@@ -47,6 +50,7 @@ use self::{
     streams::{Stream, Streams},
 };
 use crate::{
+    component::{BuildContext, BuildError},
     config::processors::{CumulativeToDeltaConfig, InitialValue},
     consumer::{Ack, ConsumeError, ConsumeFuture, Consumer},
     proto::{
@@ -56,6 +60,10 @@ use crate::{
     signal::Signal,
     telemetry::{Telemetry, metrics::names},
 };
+
+/// How often the summary line is logged (when anything changed) and stale
+/// streams are looked for.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// The metric types the processor converts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,19 +144,37 @@ enum Output {
 /// The `cumulativetodelta` processor.
 pub struct CumulativeToDelta {
     name: String,
+    config: CumulativeToDeltaConfig,
+    /// `config.include` and `config.exclude`, compiled.
     selection: Selection,
-    initial_value: InitialValue,
     /// When the processor started, for `initial_value: auto`.
     started_unix_nano: u64,
     streams: Streams,
-    /// Sweep period: `max_staleness`, as the collector's sweeper.
-    sweep_every: Option<Duration>,
+    /// When stale streams are next looked for (every `max_staleness`, as the
+    /// collector's sweeper does).
     next_sweep: Mutex<Option<Instant>>,
     next: Arc<dyn Consumer>,
     meters: Meters,
     /// Totals for [`CumulativeToDelta::report`].
     points_in: AtomicU64,
     deltas_out: AtomicU64,
+}
+
+impl CumulativeToDeltaConfig {
+    /// Builds the processor in front of `next` and starts its report, a
+    /// background task: the processor holds no data between requests.
+    pub fn build(
+        &self,
+        cx: &mut BuildContext<'_>,
+        next: Arc<dyn Consumer>,
+    ) -> Result<Arc<dyn Consumer>, BuildError> {
+        let processor = CumulativeToDelta::new(cx.id.as_str(), self, next, cx.telemetry)
+            .map_err(|e| cx.error(e))?;
+        cx.tasks
+            .background
+            .push(tokio::spawn(processor.clone().report(REPORT_EVERY)));
+        Ok(processor)
+    }
 }
 
 impl CumulativeToDelta {
@@ -158,7 +184,7 @@ impl CumulativeToDelta {
         config: &CumulativeToDeltaConfig,
         next: Arc<dyn Consumer>,
         telemetry: &Arc<Telemetry>,
-    ) -> Result<Arc<CumulativeToDelta>, String> {
+    ) -> Result<Arc<CumulativeToDelta>, FilterError> {
         let labels = [("processor", id)];
         let meters = Meters {
             points: telemetry.counter(names::C2D_POINTS_RECEIVED, &labels),
@@ -176,14 +202,12 @@ impl CumulativeToDelta {
         let started_unix_nano = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-        let sweep_every = (!config.max_staleness.is_zero()).then_some(config.max_staleness);
         Ok(Arc::new(CumulativeToDelta {
             name: id.to_string(),
+            config: config.clone(),
             selection: Selection::new(config)?,
-            initial_value: config.initial_value,
             started_unix_nano,
             streams: Streams::new(config.max_staleness),
-            sweep_every,
             next_sweep: Mutex::new(None),
             next,
             meters,
@@ -371,7 +395,7 @@ impl CumulativeToDelta {
     /// A stream's first point: forwarded as is (its delta is its value since
     /// its own start time) when `initial_value` allows.
     fn first_point<P: CumulativePoint>(&self, point: &mut P) -> Result<(), Reason> {
-        let emit = match self.initial_value {
+        let emit = match self.config.initial_value {
             InitialValue::Keep => true,
             InitialValue::Drop => false,
             // Only a counter that started while we were watching cannot have
@@ -391,9 +415,10 @@ impl CumulativeToDelta {
 
     /// Forgets stale streams once per `max_staleness`; returns how many.
     fn sweep_if_due(&self, now: Instant) -> usize {
-        let Some(every) = self.sweep_every else {
+        let every = self.config.max_staleness;
+        if every.is_zero() {
             return 0;
-        };
+        }
         {
             let mut next = self
                 .next_sweep

@@ -1075,6 +1075,43 @@ async fn zero_max_staleness_keeps_streams_forever() {
     assert_eq!(streams(&h), 1.0);
 }
 
+#[tokio::test(start_paused = true)]
+async fn the_report_forgets_stale_streams_when_no_requests_arrive() {
+    let h = Harness::new(CumulativeToDeltaConfig {
+        max_staleness: Duration::from_secs(10),
+        initial_value: InitialValue::Drop,
+        ..Default::default()
+    });
+    let evicted = |h: &Harness| {
+        sample(
+            &h.metrics_text(),
+            "otlp_lb_processor_cumulativetodelta_streams_evicted_total{processor=\"cumulativetodelta\"}",
+        )
+    };
+    let report = tokio::spawn(h.p.clone().report(Duration::from_secs(5)));
+    // t=0: the request starts the sweep clock; the next sweep is due at 10 s.
+    assert!(
+        h.send(vec![sum("a", vec![int(&[], S, t(1), 10)])])
+            .await
+            .is_empty()
+    );
+    assert_eq!(streams(&h), 1.0);
+
+    // The report at 5 s finds the sweep not due yet.
+    tokio::time::sleep(Duration::from_millis(9_999)).await;
+    assert_eq!((streams(&h), evicted(&h)), (1.0, 0.0));
+
+    // The report at 10 s sweeps: a has not been seen for 10 s.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    tokio::task::yield_now().await;
+    assert_eq!((streams(&h), evicted(&h)), (0.0, 1.0));
+
+    // Nothing left to forget at the next sweep.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!((streams(&h), evicted(&h)), (0.0, 1.0));
+    report.abort();
+}
+
 // ---------------------------------------------------------------- NaN, no recorded value
 
 #[tokio::test]
@@ -1306,8 +1343,8 @@ async fn build_wires_the_processor_and_its_report() {
         ..Default::default()
     });
     let out = Arc::new(Recorder::default());
-    let mut tasks = crate::component::Tasks::default();
     let telemetry = Telemetry::new();
+    let mut tasks = crate::component::Tasks::default();
     let mut cx = crate::component::BuildContext {
         id: &id,
         telemetry: &telemetry,

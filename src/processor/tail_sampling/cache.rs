@@ -1,5 +1,8 @@
 //! Bounded memory of decided trace ids, so late spans follow their trace's
 //! decision after the trace itself is gone.
+//!
+//! It remembers ids and decision times only, never spans, and never holds
+//! more than its capacity.
 
 use std::collections::{HashMap, VecDeque};
 

@@ -31,12 +31,14 @@ use metrics::{Counter, Gauge, Histogram};
 use prost::Message;
 use tokio::time::{Instant, MissedTickBehavior};
 
+pub use self::policy::PolicyError;
 use self::{
     cache::DecisionCache,
     policy::{Context, Decision, Policy},
     trace::{Batcher, Origin, Pending, Trace, TraceId, trace_id},
 };
 use crate::{
+    component::{BuildContext, BuildError},
     config::processors::TailSamplingConfig,
     consumer::{Ack, ConsumeError, ConsumeFuture, Consumer},
     proto::{
@@ -61,8 +63,6 @@ pub struct TailSampling {
     next: Arc<dyn Consumer>,
     /// How often due traces are looked for.
     tick: Duration,
-    /// Top-level policy names, in config order, for the summary line.
-    policy_names: Vec<String>,
     state: Mutex<State>,
     export_failed: Counter,
     decision_timer: Histogram,
@@ -109,13 +109,9 @@ struct Out {
 }
 
 struct State {
+    config: TailSamplingConfig,
+    /// `config.policies`, compiled, in the same order.
     policies: Vec<Named>,
-    sample_on_first_match: bool,
-    decision_wait: Duration,
-    /// Bound on pending plus remembered-decided traces.
-    num_traces: usize,
-    /// 0 means unlimited.
-    max_trace_bytes: u64,
     /// Rate budgets count whole seconds from here.
     started: Instant,
     pending: HashMap<TraceId, Pending>,
@@ -131,6 +127,22 @@ struct State {
     metrics: Metrics,
 }
 
+impl TailSamplingConfig {
+    /// Builds the processor in front of `next` and starts its decision loop,
+    /// a drain: it ends by itself once the pipeline lets go of the
+    /// processor, after deciding and exporting every pending trace.
+    pub fn build(
+        &self,
+        cx: &mut BuildContext<'_>,
+        next: Arc<dyn Consumer>,
+    ) -> Result<Arc<dyn Consumer>, BuildError> {
+        let processor =
+            TailSampling::new(cx.id.as_str(), self, next, cx.telemetry).map_err(|e| cx.error(e))?;
+        cx.tasks.drains.push(tokio::spawn(processor.clone().run()));
+        Ok(processor)
+    }
+}
+
 impl TailSampling {
     /// Builds the processor `id` in front of `next`. Start [`TailSampling::run`]
     /// to have traces decided as they come due.
@@ -139,7 +151,7 @@ impl TailSampling {
         config: &TailSamplingConfig,
         next: Arc<dyn Consumer>,
         telemetry: &Arc<Telemetry>,
-    ) -> Result<Arc<TailSampling>, String> {
+    ) -> Result<Arc<TailSampling>, PolicyError> {
         let processor = [("processor", id)];
         let policies = config
             .policies
@@ -156,7 +168,7 @@ impl TailSampling {
                     counters: [counter("false"), counter("true")],
                 })
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, PolicyError>>()?;
         let global = |sampled: &str| {
             telemetry.counter(
                 names::TS_GLOBAL_COUNT_TRACES_SAMPLED,
@@ -185,11 +197,8 @@ impl TailSampling {
                 kept_by_policy: vec![0; policies.len()],
                 ..Tally::default()
             },
+            config: config.clone(),
             policies,
-            sample_on_first_match: config.sample_on_first_match,
-            decision_wait: config.decision_wait,
-            num_traces,
-            max_trace_bytes: config.maximum_trace_size_bytes,
             started: Instant::now(),
             pending: HashMap::with_capacity(capacity),
             due: BTreeMap::new(),
@@ -205,7 +214,6 @@ impl TailSampling {
             next,
             tick: (config.decision_wait / 10)
                 .clamp(Duration::from_millis(10), Duration::from_secs(1)),
-            policy_names: config.policies.iter().map(|p| p.name.clone()).collect(),
             state: Mutex::new(state),
             export_failed: telemetry.counter(names::TS_EXPORT_FAILED_SPANS, &processor),
             decision_timer: telemetry.histogram(names::TS_DECISION_TIMER_LATENCY, &processor),
@@ -339,14 +347,16 @@ impl TailSampling {
 
     /// Logs what changed since `last`, and remembers the new counts.
     fn report(&self, last: &mut Tally) {
-        let (now, pending) = {
+        let line = {
             let state = self.lock();
-            (state.tally.clone(), state.pending.len())
+            let names = state.config.policies.iter().map(|p| &p.name);
+            let line = summary_line(&self.id, names, last, &state.tally, state.pending.len());
+            *last = state.tally.clone();
+            line
         };
-        if let Some(line) = summary_line(&self.id, &self.policy_names, last, &now, pending) {
+        if let Some(line) = line {
             tracing::info!("{line}");
         }
-        *last = now;
     }
 }
 
@@ -355,7 +365,7 @@ impl TailSampling {
 /// and `now`; `None` when nothing did.
 fn summary_line(
     id: &str,
-    policy_names: &[String],
+    policy_names: impl IntoIterator<Item = impl AsRef<str>>,
     last: &Tally,
     now: &Tally,
     pending: usize,
@@ -364,12 +374,12 @@ fn summary_line(
         return None;
     }
     let by_policy: Vec<String> = policy_names
-        .iter()
+        .into_iter()
         .enumerate()
         .filter_map(|(i, name)| {
             let before = last.kept_by_policy.get(i).copied().unwrap_or(0);
             let n = now.kept_by_policy.get(i).copied().unwrap_or(0) - before;
-            (n > 0).then(|| format!("{name}: {n}"))
+            (n > 0).then(|| format!("{}: {n}", name.as_ref()))
         })
         .collect();
     let kept = now.kept - last.kept;
@@ -438,7 +448,7 @@ impl State {
 
     /// Decides `id` at once if it outgrew `maximum_trace_size_bytes`.
     fn check_size(&mut self, id: TraceId, now: Instant, out: &mut Out) {
-        let max = self.max_trace_bytes;
+        let max = self.config.maximum_trace_size_bytes;
         let too_large = max > 0 && self.pending.get(&id).is_some_and(|p| p.trace.bytes > max);
         if too_large && let Some(pending) = self.remove_pending(&id) {
             self.metrics.too_large.increment(1);
@@ -449,7 +459,7 @@ impl State {
     /// Frees a slot of `num_traces` for a new trace: forgets the oldest
     /// decided trace or, if every slot is pending, decides the oldest early.
     fn make_room(&mut self, now: Instant, out: &mut Out) {
-        while self.pending.len() + self.decided.len() >= self.num_traces {
+        while self.held() >= self.config.num_traces {
             if let Some(old) = self.decided_order.pop_front() {
                 self.decided.remove(&old);
                 continue;
@@ -478,7 +488,7 @@ impl State {
             let due = self
                 .pending
                 .get(&id)
-                .is_none_or(|p| all || p.arrived + self.decision_wait <= now);
+                .is_none_or(|p| all || p.arrived + self.config.decision_wait <= now);
             if !due {
                 break;
             }
@@ -531,7 +541,7 @@ impl State {
                 Decision::Sampled | Decision::InvertSampled => {
                     sampled = true;
                     first.get_or_insert(i);
-                    if self.sample_on_first_match && decision == Decision::Sampled {
+                    if self.config.sample_on_first_match && decision == Decision::Sampled {
                         break;
                     }
                 }
@@ -539,6 +549,11 @@ impl State {
             }
         }
         (sampled && !vetoed, first)
+    }
+
+    /// Pending plus remembered-decided traces: what `num_traces` bounds.
+    fn held(&self) -> u64 {
+        u64::try_from(self.pending.len() + self.decided.len()).unwrap_or(u64::MAX)
     }
 
     fn update_gauge(&self) {

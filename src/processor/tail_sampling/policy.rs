@@ -1,8 +1,11 @@
 //! Sampling policies: compiled from their config once, evaluated against a
 //! whole buffered trace, each returning the collector's per-policy decision.
 //!
-//! The rate-limited policies (`rate_limiting`, `composite`) keep per-second
-//! counters, so evaluation takes `&mut self` and the current second.
+//! Policies evaluate on their config types as they are; the only state added
+//! is what a type needs to remember (compiled patterns, the rate-limited
+//! policies' per-second counters), so evaluation takes `&mut self` and the
+//! current second. A policy never looks at anything but the trace it is
+//! given and the clock.
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,7 +14,7 @@ use regex::RegexSet;
 use super::trace::{Trace, TraceId};
 use crate::{
     config::processors::{
-        CompositePolicy, PolicyConfig, PolicyType, StatusCodeName, StringAttributePolicy,
+        self as config, CompositePolicy, PolicyConfig, StatusCodeName, StringAttributePolicy,
     },
     proto::{
         common::v1::{KeyValue, any_value::Value},
@@ -63,42 +66,46 @@ impl Decision {
 /// gets the same verdict here as in a collector with default settings.
 const DEFAULT_HASH_SALT: &str = "default-hash-seed";
 
-/// A compiled policy.
+/// Why a policy could not be compiled from its (validated) config.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// A `string_attribute` pattern is not a regular expression.
+    #[error("policy \"{policy}\": invalid regular expression: {source}")]
+    Regex {
+        /// The policy's name.
+        policy: String,
+        /// What the regex compiler said.
+        source: regex::Error,
+    },
+    /// A `not` policy without its `not_sub_policy`.
+    #[error("policy \"{policy}\": not_sub_policy is missing")]
+    MissingSubPolicy {
+        /// The policy's name.
+        policy: String,
+    },
+    /// A composite's `policy_order` names no sub-policy.
+    #[error(
+        "policy \"{policy}\": policy_order names \"{name}\", which is not a composite_sub_policy"
+    )]
+    UnknownSubPolicy {
+        /// The composite's name.
+        policy: String,
+        /// The name in `policy_order`.
+        name: String,
+    },
+}
+
+/// A policy ready to evaluate: the config's settings as they are, with the
+/// state some types need beside them (compiled patterns, rate budgets, and
+/// the sub-policies of compound types).
 pub(super) enum Policy {
-    AlwaysSample,
-    Latency {
-        lower_ms: u64,
-        upper_ms: Option<u64>,
-    },
-    StatusCode(Vec<i32>),
+    /// A policy whose verdict depends on the trace alone, evaluated on its
+    /// settings (never a compound type, `string_attribute` or
+    /// `rate_limiting`, which have their own variants).
+    Stateless(config::Policy),
     StringAttribute {
-        key: String,
+        config: StringAttributePolicy,
         matcher: StringMatcher,
-        invert: bool,
-    },
-    NumericAttribute {
-        key: String,
-        min: i64,
-        max: i64,
-        invert: bool,
-    },
-    BooleanAttribute {
-        key: String,
-        value: bool,
-        invert: bool,
-    },
-    Probabilistic {
-        salt: String,
-        /// Sampled when the hash is at most this; `None` samples nothing.
-        threshold: Option<u64>,
-    },
-    SpanCount {
-        min: u64,
-        max: Option<u64>,
-    },
-    TraceState {
-        key: String,
-        values: HashSet<String>,
     },
     RateLimiting(RateBudget),
     And(Vec<Policy>),
@@ -113,39 +120,37 @@ pub(super) enum StringMatcher {
     Regex {
         set: RegexSet,
         cache: HashMap<String, bool>,
-        cache_max_size: usize,
     },
 }
 
 impl StringMatcher {
-    fn new(c: &StringAttributePolicy) -> Result<StringMatcher, String> {
+    fn new(name: &str, c: &StringAttributePolicy) -> Result<StringMatcher, PolicyError> {
         if !c.enabled_regex_matching {
             return Ok(StringMatcher::Exact(c.values.iter().cloned().collect()));
         }
-        let set =
-            RegexSet::new(&c.values).map_err(|e| format!("invalid regular expression: {e}"))?;
+        let set = RegexSet::new(&c.values).map_err(|source| PolicyError::Regex {
+            policy: name.to_string(),
+            source,
+        })?;
         Ok(StringMatcher::Regex {
             set,
             cache: HashMap::new(),
-            cache_max_size: c.cache_max_size,
         })
     }
 
-    fn matches(&mut self, value: &str) -> bool {
+    /// Whether `value` is one of the values; `cache_max_size` bounds the
+    /// memory of pattern results.
+    fn matches(&mut self, value: &str, cache_max_size: usize) -> bool {
         match self {
             StringMatcher::Exact(values) => values.contains(value),
-            StringMatcher::Regex {
-                set,
-                cache,
-                cache_max_size,
-            } => {
+            StringMatcher::Regex { set, cache } => {
                 if let Some(&hit) = cache.get(value) {
                     return hit;
                 }
                 let hit = set.is_match(value);
-                if *cache_max_size > 0 {
+                if cache_max_size > 0 {
                     // Bounded without bookkeeping: start over when full.
-                    if cache.len() >= *cache_max_size {
+                    if cache.len() >= cache_max_size {
                         cache.clear();
                     }
                     cache.insert(value.to_string(), hit);
@@ -197,168 +202,44 @@ pub(super) struct Context<'a> {
     pub(super) second: u64,
 }
 
-fn missing(c: &PolicyConfig) -> String {
-    format!(
-        "policy \"{}\": the {} block is missing",
-        c.name, c.policy_type
-    )
-}
-
-fn status_code(name: StatusCodeName) -> i32 {
-    match name {
-        StatusCodeName::Ok => StatusCode::Ok as i32,
-        StatusCodeName::Error => StatusCode::Error as i32,
-        StatusCodeName::Unset => StatusCode::Unset as i32,
-    }
-}
-
 impl Policy {
     /// Compiles a validated policy config.
-    pub(super) fn new(c: &PolicyConfig) -> Result<Policy, String> {
-        Ok(match c.policy_type {
-            PolicyType::AlwaysSample => Policy::AlwaysSample,
-            PolicyType::Latency => {
-                let l = c.latency.as_ref().ok_or_else(|| missing(c))?;
-                Policy::Latency {
-                    lower_ms: l.threshold_ms,
-                    upper_ms: (l.upper_threshold_ms > 0).then_some(l.upper_threshold_ms),
-                }
-            }
-            PolicyType::StatusCode => {
-                let s = c.status_code.as_ref().ok_or_else(|| missing(c))?;
-                Policy::StatusCode(s.status_codes.iter().copied().map(status_code).collect())
-            }
-            PolicyType::StringAttribute => {
-                let s = c.string_attribute.as_ref().ok_or_else(|| missing(c))?;
-                Policy::StringAttribute {
-                    key: s.key.clone(),
-                    matcher: StringMatcher::new(s)
-                        .map_err(|e| format!("policy \"{}\": {e}", c.name))?,
-                    invert: s.invert_match,
-                }
-            }
-            PolicyType::NumericAttribute => {
-                let n = c.numeric_attribute.as_ref().ok_or_else(|| missing(c))?;
-                Policy::NumericAttribute {
-                    key: n.key.clone(),
-                    min: n.min_value.unwrap_or(i64::MIN),
-                    max: n.max_value.unwrap_or(i64::MAX),
-                    invert: n.invert_match,
-                }
-            }
-            PolicyType::BooleanAttribute => {
-                let b = c.boolean_attribute.as_ref().ok_or_else(|| missing(c))?;
-                Policy::BooleanAttribute {
-                    key: b.key.clone(),
-                    value: b.value,
-                    invert: b.invert_match,
-                }
-            }
-            PolicyType::Probabilistic => {
-                let p = c.probabilistic.as_ref().ok_or_else(|| missing(c))?;
-                let salt = if p.hash_salt.is_empty() {
-                    DEFAULT_HASH_SALT.to_string()
-                } else {
-                    p.hash_salt.clone()
-                };
-                Policy::Probabilistic {
-                    salt,
-                    threshold: threshold(p.sampling_percentage),
-                }
-            }
-            PolicyType::SpanCount => {
-                let s = c.span_count.as_ref().ok_or_else(|| missing(c))?;
-                Policy::SpanCount {
-                    min: u64::from(s.min_spans),
-                    max: (s.max_spans > 0).then_some(u64::from(s.max_spans)),
-                }
-            }
-            PolicyType::TraceState => {
-                let t = c.trace_state.as_ref().ok_or_else(|| missing(c))?;
-                Policy::TraceState {
-                    key: t.key.clone(),
-                    values: t.values.iter().cloned().collect(),
-                }
-            }
-            PolicyType::RateLimiting => {
-                let r = c.rate_limiting.as_ref().ok_or_else(|| missing(c))?;
+    pub(super) fn new(c: &PolicyConfig) -> Result<Policy, PolicyError> {
+        Ok(match &c.policy {
+            config::Policy::StringAttribute(s) => Policy::StringAttribute {
+                config: s.clone(),
+                matcher: StringMatcher::new(&c.name, s)?,
+            },
+            config::Policy::RateLimiting(r) => {
                 Policy::RateLimiting(RateBudget::new(r.spans_per_second))
             }
-            PolicyType::And => {
-                let a = c.and.as_ref().ok_or_else(|| missing(c))?;
-                Policy::And(compile(&a.and_sub_policy)?)
-            }
-            PolicyType::Not => {
-                let sub = c
-                    .not
-                    .as_ref()
-                    .and_then(|n| n.not_sub_policy.as_ref())
-                    .ok_or_else(|| missing(c))?;
+            config::Policy::And(a) => Policy::And(compile(&a.and_sub_policy)?),
+            config::Policy::Not(n) => {
+                let sub =
+                    n.not_sub_policy
+                        .as_ref()
+                        .ok_or_else(|| PolicyError::MissingSubPolicy {
+                            policy: c.name.clone(),
+                        })?;
                 Policy::Not(Box::new(Policy::new(sub)?))
             }
-            PolicyType::Drop => {
-                let d = c.drop.as_ref().ok_or_else(|| missing(c))?;
-                Policy::Drop(compile(&d.drop_sub_policy)?)
-            }
-            PolicyType::Composite => {
-                let comp = c.composite.as_ref().ok_or_else(|| missing(c))?;
-                Policy::Composite(composite(comp)?)
-            }
+            config::Policy::Drop(d) => Policy::Drop(compile(&d.drop_sub_policy)?),
+            config::Policy::Composite(comp) => Policy::Composite(composite(&c.name, comp)?),
+            stateless => Policy::Stateless(stateless.clone()),
         })
     }
 
     /// This policy's verdict on the trace in `cx`.
     pub(super) fn evaluate(&mut self, cx: &Context<'_>) -> Decision {
         match self {
-            Policy::AlwaysSample => Decision::Sampled,
-            Policy::Latency { lower_ms, upper_ms } => {
-                let ms = duration_ms(cx.trace);
-                Decision::from_match(ms >= *lower_ms && upper_ms.is_none_or(|u| ms <= u))
-            }
-            Policy::StatusCode(codes) => Decision::from_match(cx.trace.spans().any(|s| {
-                let code = s
-                    .status
-                    .as_ref()
-                    .map_or(StatusCode::Unset as i32, |s| s.code);
-                codes.contains(&code)
-            })),
-            Policy::StringAttribute {
-                key,
-                matcher,
-                invert,
-            } => {
-                let matched = any_attribute(cx.trace, key, |v| match v {
-                    Value::StringValue(s) => matcher.matches(s),
+            Policy::Stateless(c) => stateless(c, cx),
+            Policy::StringAttribute { config, matcher } => {
+                let matched = any_attribute(cx.trace, &config.key, |v| match v {
+                    Value::StringValue(s) => matcher.matches(s, config.cache_max_size),
                     _ => false,
                 });
-                Decision::attribute(matched, *invert)
+                Decision::attribute(matched, config.invert_match)
             }
-            Policy::NumericAttribute {
-                key,
-                min,
-                max,
-                invert,
-            } => {
-                let matched = any_attribute(cx.trace, key, |v| match v {
-                    Value::IntValue(i) => (*min..=*max).contains(i),
-                    _ => false,
-                });
-                Decision::attribute(matched, *invert)
-            }
-            Policy::BooleanAttribute { key, value, invert } => {
-                let matched = any_attribute(cx.trace, key, |v| *v == Value::BoolValue(*value));
-                Decision::attribute(matched, *invert)
-            }
-            Policy::Probabilistic { salt, threshold } => Decision::from_match(
-                threshold.is_some_and(|t| fnv1a64(salt.as_bytes(), cx.id) <= t),
-            ),
-            Policy::SpanCount { min, max } => {
-                let n = cx.trace.span_count;
-                Decision::from_match(n >= *min && max.is_none_or(|m| n <= m))
-            }
-            Policy::TraceState { key, values } => Decision::from_match(cx.trace.spans().any(|s| {
-                trace_state_value(&s.trace_state, key).is_some_and(|v| values.contains(v))
-            })),
             Policy::RateLimiting(budget) => {
                 Decision::from_match(budget.take(cx.trace.span_count, cx.second))
             }
@@ -389,16 +270,83 @@ impl Policy {
     }
 }
 
-fn compile(configs: &[PolicyConfig]) -> Result<Vec<Policy>, String> {
+/// The verdict of a policy that needs nothing but its settings and the trace.
+fn stateless(policy: &config::Policy, cx: &Context<'_>) -> Decision {
+    let trace = cx.trace;
+    match policy {
+        config::Policy::AlwaysSample => Decision::Sampled,
+        config::Policy::Latency(c) => {
+            let ms = duration_ms(trace);
+            let upper = c.upper_threshold_ms;
+            Decision::from_match(ms >= c.threshold_ms && (upper == 0 || ms <= upper))
+        }
+        config::Policy::StatusCode(c) => Decision::from_match(trace.spans().any(|s| {
+            let code = s
+                .status
+                .as_ref()
+                .map_or(StatusCode::Unset as i32, |s| s.code);
+            c.status_codes.iter().any(|&name| status_code(name) == code)
+        })),
+        config::Policy::NumericAttribute(c) => {
+            let range = c.min_value.unwrap_or(i64::MIN)..=c.max_value.unwrap_or(i64::MAX);
+            let matched = any_attribute(trace, &c.key, |v| match v {
+                Value::IntValue(i) => range.contains(i),
+                _ => false,
+            });
+            Decision::attribute(matched, c.invert_match)
+        }
+        config::Policy::BooleanAttribute(c) => {
+            let matched = any_attribute(trace, &c.key, |v| *v == Value::BoolValue(c.value));
+            Decision::attribute(matched, c.invert_match)
+        }
+        config::Policy::Probabilistic(c) => {
+            let salt = if c.hash_salt.is_empty() {
+                DEFAULT_HASH_SALT
+            } else {
+                c.hash_salt.as_str()
+            };
+            Decision::from_match(
+                threshold(c.sampling_percentage)
+                    .is_some_and(|t| fnv1a64(salt.as_bytes(), cx.id) <= t),
+            )
+        }
+        config::Policy::SpanCount(c) => {
+            let n = trace.span_count;
+            let max = u64::from(c.max_spans);
+            Decision::from_match(n >= u64::from(c.min_spans) && (max == 0 || n <= max))
+        }
+        config::Policy::TraceState(c) => Decision::from_match(trace.spans().any(|s| {
+            trace_state_value(&s.trace_state, &c.key)
+                .is_some_and(|v| c.values.iter().any(|x| x == v))
+        })),
+        // Compiled into their own variants by `Policy::new`.
+        config::Policy::StringAttribute(_)
+        | config::Policy::RateLimiting(_)
+        | config::Policy::And(_)
+        | config::Policy::Not(_)
+        | config::Policy::Drop(_)
+        | config::Policy::Composite(_) => Decision::NotSampled,
+    }
+}
+
+fn status_code(name: StatusCodeName) -> i32 {
+    match name {
+        StatusCodeName::Ok => StatusCode::Ok as i32,
+        StatusCodeName::Error => StatusCode::Error as i32,
+        StatusCodeName::Unset => StatusCode::Unset as i32,
+    }
+}
+
+fn compile(configs: &[PolicyConfig]) -> Result<Vec<Policy>, PolicyError> {
     configs.iter().map(Policy::new).collect()
 }
 
-/// The sub-policies of a composite in evaluation order, each with its share
-/// of the budget: `percent` of the total when allocated; an equal share when
-/// allocated 0 percent or when `rate_allocation` is empty; nothing when other
-/// policies are allocated and this one is not (as in the collector). An empty
-/// `policy_order` means the order of `composite_sub_policy`.
-fn composite(c: &CompositePolicy) -> Result<Vec<(Policy, RateBudget)>, String> {
+/// The sub-policies of composite `name` in evaluation order, each with its
+/// share of the budget: `percent` of the total when allocated; an equal share
+/// when allocated 0 percent or when `rate_allocation` is empty; nothing when
+/// other policies are allocated and this one is not (as in the collector).
+/// An empty `policy_order` means the order of `composite_sub_policy`.
+fn composite(name: &str, c: &CompositePolicy) -> Result<Vec<(Policy, RateBudget)>, PolicyError> {
     let total = c.max_total_spans_per_second;
     let equal = total / c.composite_sub_policy.len().max(1) as u64;
     let order: Vec<&str> = if c.policy_order.is_empty() {
@@ -411,16 +359,19 @@ fn composite(c: &CompositePolicy) -> Result<Vec<(Policy, RateBudget)>, String> {
     };
     order
         .into_iter()
-        .map(|name| {
+        .map(|sub| {
             let config = c
                 .composite_sub_policy
                 .iter()
-                .find(|p| p.name == name)
-                .ok_or_else(|| format!("policy_order: \"{name}\" is not a composite_sub_policy"))?;
+                .find(|p| p.name == sub)
+                .ok_or_else(|| PolicyError::UnknownSubPolicy {
+                    policy: name.to_string(),
+                    name: sub.to_string(),
+                })?;
             let share = if c.rate_allocation.is_empty() {
                 equal
             } else {
-                match c.rate_allocation.iter().find(|a| a.policy == name) {
+                match c.rate_allocation.iter().find(|a| a.policy == sub) {
                     Some(a) if a.percent > 0 => total * u64::from(a.percent) / 100,
                     Some(_) => equal,
                     None => 0,

@@ -5,6 +5,8 @@
 //! per (request, scope) it arrived in. Export regroups by the resource and
 //! scope *values*, so spans of one service that arrived in many requests
 //! leave in one `ResourceSpans`.
+//!
+//! Export never cuts a trace: a request boundary always falls between traces.
 
 use std::{collections::HashMap, sync::Arc};
 
