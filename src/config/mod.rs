@@ -183,8 +183,7 @@ impl Config {
                 return Err(ConfigError::new(
                     item(&processors, i),
                     format!(
-                        "{} processes {} only; it cannot be used in a {signal} pipeline",
-                        processor.type_name(),
+                        "{pid} processes {} only; it cannot be used in a {signal} pipeline",
                         processor.signal()
                     ),
                 ));

@@ -413,7 +413,7 @@ fn unknown_component_types_say_what_is_supported() {
     assert_err(
         &format!("{}processors: {{batch: }}\n", lb(STATIC)),
         "processors.batch",
-        "unknown processor type \"batch\"; otlp-lb supports: tail_sampling, cumulativetodelta",
+        "unknown processor type \"batch\"; otlp-lb supports: tail_sampling, cumulative_to_delta",
     );
     assert_err(
         &format!(

@@ -285,10 +285,30 @@ impl Backend {
     }
 
     /// Sends one encoded `Export*ServiceRequest` and waits for the backend's
-    /// answer. A partial success reported by the backend is passed on.
-    pub async fn export(&self, signal: Signal, body: Bytes) -> Result<Ack, BackendError> {
+    /// answer, at most until `deadline` (the exporter's bound on one attempt
+    /// of the whole request) as well as the call's own `timeout`. A partial
+    /// success reported by the backend is passed on.
+    pub async fn export(
+        &self,
+        signal: Signal,
+        body: Bytes,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Ack, BackendError> {
         let started = Instant::now();
-        let result = self.call(signal, body).await;
+        let call = self.call(signal, body);
+        let result = match deadline {
+            None => call.await,
+            Some(deadline) => tokio::time::timeout_at(deadline, call)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(BackendError {
+                        endpoint: self.endpoint.clone(),
+                        message: "no answer within the exporter's timeout".into(),
+                        retryable: true,
+                        retry_after: None,
+                    })
+                }),
+        };
         self.latency
             .record(started.elapsed().as_secs_f64() * 1000.0);
         match &result {

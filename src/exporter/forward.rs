@@ -178,23 +178,7 @@ impl Forwarder {
                             retry_after: None,
                         });
                     };
-                    let call = backend.export(signal, body);
-                    match deadline {
-                        None => call.await,
-                        Some(deadline) => tokio::time::timeout_at(deadline, call)
-                            .await
-                            .unwrap_or_else(|_| {
-                                Err(BackendError {
-                                    endpoint: backend.endpoint().clone(),
-                                    message: format!(
-                                        "no answer within the exporter's timeout ({:?})",
-                                        self.attempt_timeout.unwrap_or_default()
-                                    ),
-                                    retryable: true,
-                                    retry_after: None,
-                                })
-                            }),
-                    }
+                    backend.export(signal, body, deadline).await
                 }
             });
             let results = futures::future::join_all(attempts).await;

@@ -62,14 +62,6 @@ impl ProcessorConfig {
         }
     }
 
-    /// The processor type as written in ids.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            ProcessorConfig::TailSampling(_) => "tail_sampling",
-            ProcessorConfig::CumulativeToDelta(_) => "cumulative_to_delta",
-        }
-    }
-
     pub(crate) fn validate(&self, path: &str) -> Result<(), ConfigError> {
         match self {
             ProcessorConfig::TailSampling(c) => c.validate(path),
