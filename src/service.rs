@@ -42,9 +42,26 @@ pub enum ServiceError {
     /// The pipelines could not be built.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// A listener's address could not be read.
+    #[error("reading a listener's address: {0}")]
+    Address(#[source] std::io::Error),
     /// A server failed while running.
-    #[error("{0}")]
-    Serve(String),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// Why one of the servers stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The gRPC server (tonic) failed.
+    #[error("OTLP/gRPC server: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    /// An HTTP server (OTLP/HTTP, health, metrics) failed.
+    #[error("HTTP server: {0}")]
+    Http(#[from] std::io::Error),
+    /// A server task panicked or was cancelled.
+    #[error("server task: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// A started service: its bound addresses and a way to stop it.
@@ -65,8 +82,8 @@ pub struct Running {
     pub pools: BTreeMap<String, Arc<PoolHandle>>,
     health_state: Health,
     stop: watch::Sender<bool>,
-    servers: JoinSet<Result<(), String>>,
-    admin: JoinSet<Result<(), String>>,
+    servers: JoinSet<Result<(), ServeError>>,
+    admin: JoinSet<Result<(), ServeError>>,
     background: Vec<tokio::task::JoinHandle<()>>,
     drains: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -84,7 +101,7 @@ async fn bind(what: &str, address: &str) -> Result<TcpListener, ServiceError> {
 fn local(listener: &TcpListener) -> Result<SocketAddr, ServiceError> {
     listener
         .local_addr()
-        .map_err(|e| ServiceError::Serve(e.to_string()))
+        .map_err(ServiceError::Address)
 }
 
 /// Builds and starts everything `config` describes.
@@ -112,7 +129,7 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
         admin.spawn(async move {
             crate::telemetry::metrics::serve(listener, t, done)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(ServeError::from)
         });
     }
     let mut health_addr = None;
@@ -126,7 +143,7 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
             admin.spawn(async move {
                 health::serve(listener, path, h, done)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(ServeError::from)
             });
         }
     }
@@ -181,14 +198,14 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
             servers.spawn(async move {
                 receiver::grpc::serve(listener, receiver, limit, done)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(ServeError::from)
             });
         } else {
             http.insert(id.to_string(), addr);
             servers.spawn(async move {
                 receiver::http::serve(listener, receiver, limit, done)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(ServeError::from)
             });
         }
         tracing::info!(receiver = %id, %addr, "listening ({})", if is_grpc { "OTLP/gRPC" } else { "OTLP/HTTP" });
@@ -230,8 +247,14 @@ impl Running {
         let _ = self.stop.send(true);
         let mut first_error = None;
         while let Some(result) = self.servers.join_next().await {
-            if let Ok(Err(e)) | Err(e) = result.map_err(|e| e.to_string()) {
-                first_error.get_or_insert(e);
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e.into());
+                }
             }
         }
         // Reporting and resolver tasks go first: some hold a stage alive
@@ -251,7 +274,7 @@ impl Running {
         }
         while self.admin.join_next().await.is_some() {}
         match first_error {
-            Some(e) => Err(ServiceError::Serve(e)),
+            Some(e) => Err(e.into()),
             None => Ok(()),
         }
     }

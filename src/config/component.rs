@@ -11,6 +11,12 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use crate::signal::Signal;
 
+/// Why a component or pipeline id could not be read; says what is wrong
+/// with which id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct IdError(String);
+
 /// A component id: `TYPE` or `TYPE/NAME`, as keys under `receivers`,
 /// `processors`, `exporters` and `extensions` and in pipeline lists.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -22,7 +28,7 @@ pub struct ComponentId {
 impl ComponentId {
     /// Parses `TYPE[/NAME]`. The type is a letter followed by letters, digits
     /// or `_`; the name is any non-empty text without whitespace.
-    pub fn parse(text: &str) -> Result<ComponentId, String> {
+    pub fn parse(text: &str) -> Result<ComponentId, IdError> {
         let (ty, name) = match text.split_once('/') {
             Some((ty, name)) => (ty, Some(name)),
             None => (text, None),
@@ -31,18 +37,18 @@ impl ComponentId {
         let type_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !type_ok {
-            return Err(format!(
+            return Err(IdError(format!(
                 "invalid component id \"{text}\": the type must start with a letter and \
                  hold only letters, digits and _"
-            ));
+            )));
         }
         if let Some(name) = name
             && (name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()))
         {
-            return Err(format!(
+            return Err(IdError(format!(
                 "invalid component id \"{text}\": the name after \"/\" must be non-empty, \
                  without whitespace"
-            ));
+            )));
         }
         Ok(ComponentId {
             id: text.to_owned(),
@@ -67,9 +73,9 @@ impl ComponentId {
 }
 
 impl FromStr for ComponentId {
-    type Err = String;
+    type Err = IdError;
 
-    fn from_str(s: &str) -> Result<ComponentId, String> {
+    fn from_str(s: &str) -> Result<ComponentId, IdError> {
         ComponentId::parse(s)
     }
 }
@@ -99,13 +105,13 @@ pub struct PipelineId {
 
 impl PipelineId {
     /// Parses `traces`, `metrics`, `logs`, optionally followed by `/NAME`.
-    pub fn parse(text: &str) -> Result<PipelineId, String> {
+    pub fn parse(text: &str) -> Result<PipelineId, IdError> {
         let id = ComponentId::parse(text)?;
         let signal = Signal::from_pipeline_id(text).ok_or_else(|| {
-            format!(
+            IdError(format!(
                 "unknown pipeline type \"{}\"; expected traces, metrics or logs",
                 id.type_name()
-            )
+            ))
         })?;
         Ok(PipelineId {
             signal,
@@ -255,7 +261,7 @@ mod tests {
         assert_eq!(id.to_string(), "metrics/fast");
         assert_eq!(PipelineId::parse("logs").unwrap().to_string(), "logs");
         assert_eq!(
-            PipelineId::parse("profiles"),
+            PipelineId::parse("profiles").map_err(|e| e.to_string()),
             Err("unknown pipeline type \"profiles\"; expected traces, metrics or logs".into())
         );
     }

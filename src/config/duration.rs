@@ -24,10 +24,23 @@ const UNITS: &[(&str, u128)] = &[
 /// The largest duration Go can represent (`math.MaxInt64` nanoseconds).
 const MAX_NANOS: u128 = i64::MAX as u128;
 
+/// Why a duration could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration \"{text}\": {reason}")]
+pub struct DurationError {
+    /// The text as written.
+    pub text: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
 /// Parses a Go duration string: a sequence of decimal numbers, each with an
 /// optional fraction and a unit (`ns`, `us`/`µs`, `ms`, `s`, `m`, `h`), or `0`.
-pub fn parse(text: &str) -> Result<Duration, String> {
-    let invalid = |why: &str| format!("invalid duration \"{text}\": {why}");
+pub fn parse(text: &str) -> Result<Duration, DurationError> {
+    let invalid = |why: &str| DurationError {
+        text: text.to_owned(),
+        reason: why.to_owned(),
+    };
     let mut rest = text.trim();
     if let Some(r) = rest.strip_prefix('+') {
         rest = r;
@@ -171,28 +184,30 @@ mod tests {
     #[test]
     fn refuses_what_go_refuses_and_negatives() {
         assert_eq!(
-            parse("5"),
+            parse("5").map_err(|e| e.to_string()),
             Err("invalid duration \"5\": missing unit (use ns, us, ms, s, m or h)".into())
         );
         assert_eq!(
-            parse("5x"),
+            parse("5x").map_err(|e| e.to_string()),
             Err("invalid duration \"5x\": unknown unit \"x\" (use ns, us, ms, s, m or h)".into())
         );
         assert_eq!(
-            parse("-1s"),
+            parse("-1s").map_err(|e| e.to_string()),
             Err("invalid duration \"-1s\": must not be negative".into())
         );
-        assert_eq!(parse(""), Err("invalid duration \"\": empty".into()));
         assert_eq!(
-            parse("s"),
+            parse("").map_err(|e| e.to_string()),
+            Err("invalid duration \"\": empty".into()));
+        assert_eq!(
+            parse("s").map_err(|e| e.to_string()),
             Err("invalid duration \"s\": expected a number".into())
         );
         assert_eq!(
-            parse("."),
+            parse(".").map_err(|e| e.to_string()),
             Err("invalid duration \".\": expected a number".into())
         );
         assert_eq!(
-            parse("2562048h"),
+            parse("2562048h").map_err(|e| e.to_string()),
             Err("invalid duration \"2562048h\": too large".into())
         );
         assert!(parse("99999999999999999999999999999999999999999h").is_err());

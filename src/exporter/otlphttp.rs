@@ -219,12 +219,25 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// Parses `name: value` config headers into a header map.
-fn headers(pairs: &std::collections::BTreeMap<String, String>) -> Result<HeaderMap, String> {
+fn headers(pairs: &std::collections::BTreeMap<String, String>) -> Result<HeaderMap, HeaderError> {
     let mut out = HeaderMap::new();
     for (k, v) in pairs {
-        let name = HeaderName::try_from(k.as_str()).map_err(|e| format!("headers.{k}: {e}"))?;
-        let value = HeaderValue::try_from(v.as_str()).map_err(|e| format!("headers.{k}: {e}"))?;
+        let bad = |message: String| HeaderError {
+            name: k.clone(),
+            message,
+        };
+        let name = HeaderName::try_from(k.as_str()).map_err(|e| bad(e.to_string()))?;
+        let value = HeaderValue::try_from(v.as_str()).map_err(|e| bad(e.to_string()))?;
         out.insert(name, value);
     }
     Ok(out)
+}
+
+/// A configured header that is not a valid HTTP header. The value is never
+/// shown: headers carry credentials.
+#[derive(Debug, thiserror::Error)]
+#[error("headers.{name}: {message}")]
+struct HeaderError {
+    name: String,
+    message: String,
 }

@@ -135,7 +135,7 @@ async fn export(s: Shared, signal: Signal, headers: HeaderMap, body: Body) -> Re
         Encoding::Protobuf => body,
         Encoding::Json => match json::to_protobuf(signal, &body) {
             Ok(b) => b,
-            Err(message) => return error(encoding, StatusCode::BAD_REQUEST, &message),
+            Err(e) => return error(encoding, StatusCode::BAD_REQUEST, &e.to_string()),
         },
     };
     match s.receiver.receive(signal, Transport::Http, request).await {

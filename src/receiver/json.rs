@@ -27,16 +27,23 @@ const ID_FIELDS: &[&str] = &[
     "parent_span_id",
 ];
 
-fn pool() -> Result<&'static DescriptorPool, String> {
-    static POOL: OnceLock<Result<DescriptorPool, String>> = OnceLock::new();
+/// Why a body could not be transcoded; the message says what was wrong
+/// and where, for the 400 answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct JsonError(String);
+
+fn pool() -> Result<&'static DescriptorPool, JsonError> {
+    static POOL: OnceLock<Result<DescriptorPool, JsonError>> = OnceLock::new();
     POOL.get_or_init(|| {
-        DescriptorPool::decode(DESCRIPTOR_SET).map_err(|e| format!("OTLP descriptors: {e}"))
+        DescriptorPool::decode(DESCRIPTOR_SET)
+            .map_err(|e| JsonError(format!("OTLP descriptors: {e}")))
     })
     .as_ref()
     .map_err(Clone::clone)
 }
 
-fn request_descriptor(signal: Signal) -> Result<MessageDescriptor, String> {
+fn request_descriptor(signal: Signal) -> Result<MessageDescriptor, JsonError> {
     let name = match signal {
         Signal::Traces => "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest",
         Signal::Metrics => "opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest",
@@ -44,43 +51,44 @@ fn request_descriptor(signal: Signal) -> Result<MessageDescriptor, String> {
     };
     pool()?
         .get_message_by_name(name)
-        .ok_or_else(|| format!("descriptor {name} missing"))
+        .ok_or_else(|| JsonError(format!("descriptor {name} missing")))
 }
 
 /// Transcodes an OTLP/JSON `Export*ServiceRequest` to its protobuf encoding.
 /// The error says what was wrong with the JSON.
-pub fn to_protobuf(signal: Signal, json: &[u8]) -> Result<Bytes, String> {
+pub fn to_protobuf(signal: Signal, json: &[u8]) -> Result<Bytes, JsonError> {
     let mut tree: serde_json::Value =
-        serde_json::from_slice(json).map_err(|e| format!("invalid JSON: {e}"))?;
+        serde_json::from_slice(json).map_err(|e| JsonError(format!("invalid JSON: {e}")))?;
     hex_ids_to_base64(&mut tree)?;
     let desc = request_descriptor(signal)?;
     let options = DeserializeOptions::new().deny_unknown_fields(false);
     let message = DynamicMessage::deserialize_with_options(desc, tree, &options)
-        .map_err(|e| format!("invalid OTLP/JSON {signal} request: {e}"))?;
+        .map_err(|e| JsonError(format!("invalid OTLP/JSON {signal} request: {e}")))?;
     Ok(message.encode_to_vec().into())
 }
 
 /// Transcodes a protobuf message of `signal`'s request type to OTLP/JSON
 /// (hex ids). Used by tests and the debug exporter.
-pub fn to_json(signal: Signal, protobuf: &[u8]) -> Result<serde_json::Value, String> {
+pub fn to_json(signal: Signal, protobuf: &[u8]) -> Result<serde_json::Value, JsonError> {
     let desc = request_descriptor(signal)?;
-    let message = DynamicMessage::decode(desc, protobuf).map_err(|e| e.to_string())?;
+    let message =
+        DynamicMessage::decode(desc, protobuf).map_err(|e| JsonError(e.to_string()))?;
     let options = SerializeOptions::new().stringify_64_bit_integers(true);
     let mut tree = message
         .serialize_with_options(serde_json::value::Serializer, &options)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| JsonError(e.to_string()))?;
     base64_ids_to_hex(&mut tree);
     Ok(tree)
 }
 
-fn hex_ids_to_base64(value: &mut serde_json::Value) -> Result<(), String> {
+fn hex_ids_to_base64(value: &mut serde_json::Value) -> Result<(), JsonError> {
     match value {
         serde_json::Value::Object(map) => {
             for (key, v) in map.iter_mut() {
                 if ID_FIELDS.contains(&key.as_str()) {
                     if let serde_json::Value::String(s) = v {
                         let raw =
-                            decode_hex(s).ok_or_else(|| format!("{key}: not a hex id: {s:?}"))?;
+                            decode_hex(s).ok_or_else(|| JsonError(format!("{key}: not a hex id: {s:?}")))?;
                         *s = encode_base64(&raw);
                     }
                 } else {
