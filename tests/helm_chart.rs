@@ -45,13 +45,19 @@ fn chart_lints_renders_validates_and_its_configs_load() {
         .expect("python runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "chart_test.py failed:\n{stderr}\n{stdout}");
+    assert!(
+        out.status.success(),
+        "chart_test.py failed:\n{stderr}\n{stdout}"
+    );
     println!("{}", stdout.trim());
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("summary line");
     // The defaults and the six files under ci/, each with a first-tier
     // config and at least one agent or first-tier ConfigMap validated.
     assert!(summary["renders"].as_u64() >= Some(7), "{summary}");
-    assert!(summary["configs_validated"].as_u64() >= Some(7), "{summary}");
+    assert!(
+        summary["configs_validated"].as_u64() >= Some(7),
+        "{summary}"
+    );
 
     // The rendered alerts are valid Prometheus rules.
     let rules = out_dir.path().join("rules.yaml");
@@ -208,10 +214,10 @@ async fn dashboard_and_alerts_use_only_exported_metrics() {
     // Wait for the tail sampler's first decisions (decision_wait 1 s) so its
     // histograms and counters have samples.
     let metrics_addr = proxy.metrics.expect("metrics endpoint");
-    let mut text = String::new();
+    let mut decided = 0.0;
     for _ in 0..100 {
-        text = support::http_get(metrics_addr, "/metrics").await.1;
-        let decided = support::metric_value(
+        let text = support::http_get(metrics_addr, "/metrics").await.1;
+        decided = support::metric_value(
             &text,
             "otelcol_processor_tail_sampling_global_count_traces_sampled_total",
             &[("sampled", "true")],
@@ -221,8 +227,12 @@ async fn dashboard_and_alerts_use_only_exported_metrics() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(
+        decided, 40.0,
+        "every trace sent to the agent pipeline is decided"
+    );
     proxy.telemetry.upkeep();
-    text = support::http_get(metrics_addr, "/metrics").await.1;
+    let text = support::http_get(metrics_addr, "/metrics").await.1;
     let (samples, types) = scrape_names(&text);
 
     let dashboard_file = format!("{ROOT}/charts/otlp-lb/dashboards/otlp-lb.json");
@@ -250,7 +260,10 @@ async fn dashboard_and_alerts_use_only_exported_metrics() {
                 .filter(|f| types.get(*f).map(String::as_str) == Some("histogram"));
             let found = match family {
                 Some(_) => samples.contains(name),
-                None => samples.contains(name) && types.get(name).map(String::as_str) != Some("histogram"),
+                None => {
+                    samples.contains(name)
+                        && types.get(name).map(String::as_str) != Some("histogram")
+                }
             };
             if !found {
                 missing.push(format!("{from}: {name}"));

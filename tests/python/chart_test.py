@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -396,6 +397,33 @@ def check_component_names_in_one_place() -> None:
             check(not re.search(rf"\b{name}\b", text), f"{f.name} spells the component name {name}; use the otlp-lb.components helper")
 
 
+def merge(into: dict, new: dict) -> dict:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            merge(into[k], v)
+        else:
+            into[k] = v
+    return into
+
+
+def readme_installs() -> dict[str, dict]:
+    """The values of every `helm install` example in the two READMEs."""
+    out = {}
+    for doc in (ROOT / "README.md", CHART / "README.md"):
+        text = doc.read_text().replace("\\\n", " ")
+        for n, line in enumerate(l for l in text.splitlines() if l.strip().startswith("helm install ")):
+            words = shlex.split(line, comments=True)
+            values: dict = {}
+            for flag, arg in zip(words, words[1:]):
+                if flag == "--set":
+                    merge(values, helm.parse_set_string(arg))
+                elif flag in ("-f", "--values"):
+                    merge(values, yaml.safe_load((ROOT / arg).read_text()) or {})
+            out[f"{doc.relative_to(ROOT)} example {n + 1}"] = values
+    check(len(out) >= 6, f"helm install examples found: {list(out)}")
+    return out
+
+
 def check_readme_current() -> None:
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "chart-readme"), "--check"], capture_output=True, text=True)
     check(out.returncode == 0, f"chart README values table: {out.stdout}{out.stderr}")
@@ -418,7 +446,7 @@ def main() -> int:
     renders = validated = objects = 0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        cases = {"defaults": {}, **ci_values()}
+        cases = {"defaults": {}, **ci_values(), **readme_installs()}
         for label, values in cases.items():
             try:
                 lint(label, values)
@@ -434,7 +462,7 @@ def main() -> int:
                 check_agents(label, r, values)
                 check_tls(label, r, values)
                 check_observability(label, r, values)
-                validated += run_validate(args.binary, label.removesuffix(".yaml"), r, work)
+                validated += run_validate(args.binary, re.sub(r"[^A-Za-z0-9-]+", "-", label), r, work)
             except Exception:
                 failures.append(f"{label}: {traceback.format_exc()}")
         for step in (check_checksums, check_failures, check_component_names_in_one_place, check_readme_current):
