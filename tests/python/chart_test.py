@@ -29,6 +29,7 @@ import traceback
 from pathlib import Path
 
 import helm_python as helm
+import jsonschema
 import kubernetes_validate.utils as kv
 import yaml
 
@@ -366,6 +367,17 @@ def check_checksums() -> None:
     check(scaled == base, "checksum: replica counts do not change the config checksum")
 
 
+def check_schema_is_draft7() -> None:
+    """Draft-07, which Helm 3 (gojsonschema) and Helm 4 both read."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    check(schema.get("$schema") == "http://json-schema.org/draft-07/schema#", "values.schema.json declares draft-07")
+    jsonschema.Draft7Validator.check_schema(schema)
+    with helm.Chart.load(str(CHART)) as chart:
+        defaults = chart.values
+    errors = list(jsonschema.Draft7Validator(schema).iter_errors(defaults))
+    check(not errors, f"values.yaml against its schema: {[e.message for e in errors]}")
+
+
 def check_failures() -> None:
     typo = render_fails({"pools": {"traces": {"routing_kye": "traceID"}}})
     check("routing_kye" in typo, f"schema: a typo in a key is named: {typo!r}")
@@ -465,7 +477,7 @@ def main() -> int:
                 validated += run_validate(args.binary, re.sub(r"[^A-Za-z0-9-]+", "-", label), r, work)
             except Exception:
                 failures.append(f"{label}: {traceback.format_exc()}")
-        for step in (check_checksums, check_failures, check_component_names_in_one_place, check_readme_current):
+        for step in (check_schema_is_draft7, check_checksums, check_failures, check_component_names_in_one_place, check_readme_current):
             try:
                 step()
             except Exception:
