@@ -5,6 +5,9 @@
 //! the key generator, dominate. Balance and churn are printed by
 //! `cargo test --lib routing::ring -- --nocapture`.
 
+// A panic is how a test fails: test code may unwrap.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

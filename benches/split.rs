@@ -2,6 +2,9 @@
 //! split 8 ways by trace id, and a metrics request split 8 ways by metric name
 //! and by stream id. Throughput is in request bytes per second.
 
+// A panic is how a test fails: test code may unwrap.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 
 use bytes::Bytes;

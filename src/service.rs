@@ -11,12 +11,12 @@ use std::{collections::BTreeMap, future::Future, net::SocketAddr, sync::Arc, tim
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
 use crate::{
+    component::BuildError,
     config::{ComponentId, Config, extensions::ExtensionConfig, receivers::ReceiverConfig},
     exporter::{PoolHandle, debug::Debug},
-    component::BuildError,
     pipeline,
-    signal::PerSignal,
     receiver::{self, Receiver},
+    signal::PerSignal,
     telemetry::{
         Telemetry,
         health::{self, Health, State},
@@ -99,9 +99,7 @@ async fn bind(what: &str, address: &str) -> Result<TcpListener, ServiceError> {
 }
 
 fn local(listener: &TcpListener) -> Result<SocketAddr, ServiceError> {
-    listener
-        .local_addr()
-        .map_err(ServiceError::Address)
+    listener.local_addr().map_err(ServiceError::Address)
 }
 
 /// Builds and starts everything `config` describes.
@@ -184,11 +182,7 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
         let receiver = receivers
             .entry(id.clone())
             .or_insert_with(|| {
-                Arc::new(Receiver::new(
-                    id.as_str(),
-                    PerSignal::default(),
-                    &telemetry,
-                ))
+                Arc::new(Receiver::new(id.as_str(), PerSignal::default(), &telemetry))
             })
             .clone();
         let addr = local(&listener)?;

@@ -3,6 +3,9 @@
 //! together, as in the collector's exporter helper; the per-call
 //! `protocol.otlp.timeout` does not stretch them.
 
+// A panic is how a test fails: test code may unwrap.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,9 @@
 //! The second tier's exporters (`otlp`, `otlphttp`, `debug`) and the
 //! sending queue, end to end.
 
+// A panic is how a test fails: test code may unwrap.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::{sync::atomic::Ordering, time::Duration};

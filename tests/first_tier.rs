@@ -2,6 +2,9 @@
 //! traffic over gRPC, HTTP/protobuf and HTTP/JSON, exact delivery and
 //! affinity checked item by item.
 
+// A panic is how a test fails: test code may unwrap.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};

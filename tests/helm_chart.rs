@@ -8,6 +8,9 @@
 //! otlp-lb really exports: a name that is not in a live `/metrics` scrape
 //! would be an empty panel or an alert that can never fire.
 
+// A panic is how a test fails: test code may unwrap.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::{

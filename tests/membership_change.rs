@@ -20,6 +20,9 @@
 //! - after the last change, every trace lands on its owner under the final
 //!   ring.
 
+// A panic is how a test fails: test code may unwrap.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::{

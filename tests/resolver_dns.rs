@@ -5,6 +5,9 @@
 //! Records carry a one-hour TTL, so a ring that follows a change within a
 //! few intervals shows that no answer was cached between resolutions.
 
+// A panic is how a test fails: test code may unwrap.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::{

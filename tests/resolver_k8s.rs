@@ -8,6 +8,9 @@
 //!   `KUBECONFIG` (in a child process, since the environment is global)
 //!   and delivering to the pods it lists.
 
+// A panic is how a test fails: test code may unwrap.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::{sync::Arc, time::Duration};

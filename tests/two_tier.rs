@@ -4,6 +4,9 @@
 //! Then the same traffic sent round-robin to the agents, to show what the
 //! first tier prevents: incomplete traces and wrong deltas.
 
+// A panic is how a test fails: test code may unwrap.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::{

@@ -197,7 +197,8 @@ mod tests {
         );
         assert_eq!(
             parse("").map_err(|e| e.to_string()),
-            Err("invalid duration \"\": empty".into()));
+            Err("invalid duration \"\": empty".into())
+        );
         assert_eq!(
             parse("s").map_err(|e| e.to_string()),
             Err("invalid duration \"s\": expected a number".into())

@@ -220,7 +220,10 @@ impl Backend {
     }
 
     /// The tonic endpoint for `endpoint` with the exporter's settings.
-    fn transport(endpoint: &Arc<str>, settings: &ClientSettings) -> Result<Transport, BackendError> {
+    fn transport(
+        endpoint: &Arc<str>,
+        settings: &ClientSettings,
+    ) -> Result<Transport, BackendError> {
         let scheme = if settings.tls.is_some() {
             "https"
         } else {

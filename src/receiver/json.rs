@@ -71,8 +71,7 @@ pub fn to_protobuf(signal: Signal, json: &[u8]) -> Result<Bytes, JsonError> {
 /// (hex ids). Used by tests and the debug exporter.
 pub fn to_json(signal: Signal, protobuf: &[u8]) -> Result<serde_json::Value, JsonError> {
     let desc = request_descriptor(signal)?;
-    let message =
-        DynamicMessage::decode(desc, protobuf).map_err(|e| JsonError(e.to_string()))?;
+    let message = DynamicMessage::decode(desc, protobuf).map_err(|e| JsonError(e.to_string()))?;
     let options = SerializeOptions::new().stringify_64_bit_integers(true);
     let mut tree = message
         .serialize_with_options(serde_json::value::Serializer, &options)
@@ -87,8 +86,8 @@ fn hex_ids_to_base64(value: &mut serde_json::Value) -> Result<(), JsonError> {
             for (key, v) in map.iter_mut() {
                 if ID_FIELDS.contains(&key.as_str()) {
                     if let serde_json::Value::String(s) = v {
-                        let raw =
-                            decode_hex(s).ok_or_else(|| JsonError(format!("{key}: not a hex id: {s:?}")))?;
+                        let raw = decode_hex(s)
+                            .ok_or_else(|| JsonError(format!("{key}: not a hex id: {s:?}")))?;
                         *s = encode_base64(&raw);
                     }
                 } else {
@@ -212,15 +211,20 @@ mod tests {
 
     #[test]
     fn bad_json_says_what_is_wrong() {
-        let e = to_protobuf(Signal::Traces, b"{\"resourceSpans\": 3}").unwrap_err();
+        let e = to_protobuf(Signal::Traces, b"{\"resourceSpans\": 3}")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("invalid OTLP/JSON traces request"), "{e}");
         let e = to_protobuf(
             Signal::Traces,
             b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"zz\"}]}]}]}",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("traceId: not a hex id"), "{e}");
-        let e = to_protobuf(Signal::Logs, b"not json").unwrap_err();
+        let e = to_protobuf(Signal::Logs, b"not json")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("invalid JSON"), "{e}");
     }
 
