@@ -64,3 +64,32 @@ fn a_missing_file_names_the_file() {
     let e = Config::load(Path::new("/nonexistent/otlp-lb.yaml")).unwrap_err();
     assert_eq!(e.path, "/nonexistent/otlp-lb.yaml");
 }
+
+/// The shipped configs use the collector's current component names; the
+/// older docs' configs, kept verbatim under `older-docs/`, still run and
+/// each earns a deprecation note.
+#[test]
+fn shipped_configs_use_current_names_and_older_docs_still_run() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut files = Vec::new();
+    yaml_files(&root, &mut files);
+    files.sort();
+    let mut older = 0;
+    for file in &files {
+        let notes = Config::load(file).unwrap().deprecations();
+        if file.components().any(|c| c.as_os_str() == "older-docs") {
+            older += 1;
+            assert!(
+                notes
+                    .iter()
+                    .any(|n| n
+                        .contains("\"loadbalancing\" is a deprecated name of \"load_balancing\"")),
+                "{}: {notes:?}",
+                file.display()
+            );
+        } else {
+            assert!(notes.is_empty(), "{}: {notes:?}", file.display());
+        }
+    }
+    assert_eq!(older, 4, "the four older docs' configs");
+}

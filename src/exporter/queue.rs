@@ -151,3 +151,65 @@ impl Consumer for Queue {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::exporters::QueueSizer;
+
+    /// Holds every request until released.
+    struct Gate(tokio::sync::Semaphore);
+
+    impl Consumer for Gate {
+        fn consume(&self, _: Signal, _: Bytes) -> ConsumeFuture<'_> {
+            Box::pin(async move {
+                let _ = self.0.acquire().await.map(|p| p.forget());
+                Ok(Ack::ok())
+            })
+        }
+    }
+
+    fn gauge(telemetry: &Telemetry, name: &str) -> f64 {
+        telemetry
+            .render()
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{")))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(-1.0)
+    }
+
+    #[tokio::test]
+    async fn size_and_capacity_are_in_the_sizers_unit() {
+        let telemetry = Telemetry::new();
+        let gate = Arc::new(Gate(tokio::sync::Semaphore::new(0)));
+        let config = QueueConfig {
+            num_consumers: 1,
+            queue_size: 100,
+            sizer: QueueSizer::Items,
+            ..QueueConfig::default()
+        };
+        let (queue, drained) = Queue::start("q", &config, gate.clone(), &telemetry);
+        queue
+            .enqueue(Signal::Traces, Bytes::from_static(b"a"), 3)
+            .await
+            .unwrap();
+        // The worker takes the first request and waits at the gate.
+        tokio::task::yield_now().await;
+        queue
+            .enqueue(Signal::Traces, Bytes::from_static(b"b"), 5)
+            .await
+            .unwrap();
+        assert_eq!(gauge(&telemetry, names::EXPORTER_QUEUE_CAPACITY), 100.0);
+        assert_eq!(gauge(&telemetry, names::EXPORTER_QUEUE_SIZE), 5.0);
+        // 92 items of room are left: 3 in flight, 5 queued.
+        let err = queue
+            .enqueue(Signal::Traces, Bytes::from_static(b"c"), 93)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ConsumeError::ResourceExhausted(_)), "{err}");
+        gate.0.add_permits(2);
+        drop(queue);
+        drained.await.unwrap();
+        assert_eq!(gauge(&telemetry, names::EXPORTER_QUEUE_SIZE), 0.0);
+    }
+}
