@@ -21,7 +21,7 @@ use crate::{
         exporters::{
             ClientTlsConfig, Compression, ExporterConfig, HttpEncoding,
             LoadBalancingExporterConfig, OtlpExporterConfig, OtlpHttpExporterConfig, QueueConfig,
-            QueueSizer, Resolver, RetryConfig, RoutingKey as KeyName,
+            QueueSizer, Resolver, RetryConfig,
         },
     },
     consumer::{Ack, ConsumeFuture, Consumer},
@@ -33,10 +33,9 @@ use crate::{
         queue::{Queue, QueueSettings, Sizer},
         retry::RetrySettings,
     },
-    routing::ring::DEFAULT_VNODES,
+    routing::{KeySpec, ring::DEFAULT_VNODES},
     signal::Signal,
     telemetry::Telemetry,
-    wire::RoutingKey,
 };
 
 /// Why the config could not be turned into running stages.
@@ -209,16 +208,9 @@ async fn load_balancer(
         .push(discovery::start(updates, pool.clone(), first_within).await);
     built.pools.insert(id.clone(), pool.clone());
 
-    let mut keys: [Option<RoutingKey>; 3] = [None, None, None];
+    let mut keys: [Option<KeySpec>; 3] = [None, None, None];
     for &signal in signals {
-        let key = match lb.routing_key_for(signal) {
-            KeyName::TraceId => RoutingKey::TraceId,
-            KeyName::Service => RoutingKey::Service,
-            KeyName::Resource => RoutingKey::Resource,
-            KeyName::Metric => RoutingKey::Metric,
-            KeyName::StreamId => RoutingKey::StreamId,
-            KeyName::Attributes => RoutingKey::Attributes(lb.routing_attributes.clone()),
-        };
+        let key = KeySpec::new(lb.routing_key_for(signal), &lb.routing_attributes);
         keys[signal as usize] = Some(key);
     }
     let retry = retry_settings(&lb.retry_on_failure);

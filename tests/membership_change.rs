@@ -36,10 +36,9 @@ use futures::channel::mpsc::{UnboundedSender, unbounded};
 use otlp_lb::{
     discovery::{self, Update},
     exporter::{ClientSettings, Forwarder, PoolHandle, backend::Backend, retry::RetrySettings},
-    routing::{Ring, ring::DEFAULT_VNODES},
+    routing::{Ring, RoutingKey, ring::DEFAULT_VNODES},
     signal::Signal,
     telemetry::Telemetry,
-    wire::RoutingKey,
 };
 use prost::Message;
 use support::{requests, sink::Sink};
@@ -74,7 +73,7 @@ fn forwarder(telemetry: &Arc<Telemetry>) -> (Arc<PoolHandle>, Arc<Forwarder>) {
     let forwarder = Forwarder::new(
         "loadbalancing",
         pool.clone(),
-        Forwarder::keyed([Some(RoutingKey::TraceId), None, None]),
+        Forwarder::keyed([Some(RoutingKey::TraceId.into()), None, None]),
         retry,
         telemetry,
     );

@@ -20,9 +20,10 @@ use super::{
 };
 use crate::{
     consumer::{Ack, ConsumeError, ConsumeFuture, Consumer, CountedFuture, malformed},
+    routing::KeySpec,
     signal::Signal,
     telemetry::{Telemetry, metrics::ExporterCounters},
-    wire::{self, Part, RoutingKey, Splitter},
+    wire::{self, Part, Splitter},
 };
 
 /// How an exporter picks backends for a request's items.
@@ -64,7 +65,7 @@ impl Forwarder {
     }
 
     /// Routing by key for the given per-signal keys.
-    pub fn keyed(keys: [Option<RoutingKey>; 3]) -> Routing {
+    pub fn keyed(keys: [Option<KeySpec>; 3]) -> Routing {
         let [t, m, l] = keys;
         Routing::Keyed([
             t.map(|k| Splitter::new(Signal::Traces, k)),
