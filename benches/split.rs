@@ -22,8 +22,9 @@ use otlp_lb::{
         resource::v1::Resource,
         trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span::Event},
     },
+    routing::RoutingKey,
     signal::Signal,
-    wire::{RoutingKey, Splitter},
+    wire::Splitter,
 };
 use prost::Message;
 

@@ -40,10 +40,10 @@ use otlp_lb::{
     config::{endpoint::Endpoint, exporters::RetryConfig},
     discovery::Update,
     exporter::{ClientSettings, Forwarder, PoolHandle, Routing, backend::Backend},
-    routing::{Ring, ring::DEFAULT_VNODES},
+    routing::{Ring, RoutingKey, ring::DEFAULT_VNODES},
     signal::{PerSignal, Signal},
     telemetry::Telemetry,
-    wire::{RoutingKey, Splitter},
+    wire::Splitter,
 };
 use prost::Message;
 use support::{requests, sink::Sink};

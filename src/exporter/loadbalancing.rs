@@ -9,7 +9,7 @@ use crate::{
     component::{BuildContext, BuildError},
     config::exporters::LoadBalancingExporterConfig,
     discovery::{self, Resolutions},
-    routing::ring::DEFAULT_VNODES,
+    routing::{KeySpec, ring::DEFAULT_VNODES},
     signal::{PerSignal, Signal},
     wire::Splitter,
 };
@@ -48,17 +48,7 @@ impl LoadBalancingExporterConfig {
 
         let splitters = PerSignal::from_fn(|signal| {
             signals.contains(&signal).then(|| {
-                use crate::config::exporters::RoutingKey as Name;
-                let key = match self.routing_key_for(signal) {
-                    Name::TraceId => crate::wire::RoutingKey::TraceId,
-                    Name::Service => crate::wire::RoutingKey::Service,
-                    Name::Resource => crate::wire::RoutingKey::Resource,
-                    Name::Metric => crate::wire::RoutingKey::Metric,
-                    Name::StreamId => crate::wire::RoutingKey::StreamId,
-                    Name::Attributes => {
-                        crate::wire::RoutingKey::Attributes(self.routing_attributes.clone())
-                    }
-                };
+                let key = KeySpec::new(self.routing_key_for(signal), &self.routing_attributes);
                 Splitter::new(signal, key)
             })
         });

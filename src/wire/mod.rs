@@ -29,7 +29,7 @@ mod oracle;
 #[cfg(test)]
 mod testgen;
 
-pub use split::{Part, RoutingKey, Split, Splitter};
+pub use split::{Part, Split, Splitter};
 
 /// The longest valid varint: 10 bytes carry 64 bits.
 pub const MAX_VARINT_LEN: usize = 10;
@@ -499,6 +499,87 @@ pub fn len_header_len(number: u32, len: usize) -> usize {
     encoded_len_varint(u64::from(number) << 3) + encoded_len_varint(len as u64)
 }
 
+/// Field numbers of the OTLP messages the scanner reads, one module per
+/// message, named after the fields in `opentelemetry/proto/**/*.proto`.
+pub(crate) mod field {
+    /// `ResourceSpans.resource`, `ResourceMetrics.resource`,
+    /// `ResourceLogs.resource`.
+    pub const RESOURCE: u32 = 1;
+    /// `ScopeSpans.scope`, `ScopeMetrics.scope`, `ScopeLogs.scope`.
+    pub const SCOPE: u32 = 1;
+
+    /// `opentelemetry.proto.resource.v1.Resource`.
+    pub mod resource {
+        pub const ATTRIBUTES: u32 = 1;
+    }
+
+    /// `opentelemetry.proto.common.v1.InstrumentationScope`.
+    pub mod scope {
+        pub const NAME: u32 = 1;
+        pub const VERSION: u32 = 2;
+        pub const ATTRIBUTES: u32 = 3;
+    }
+
+    /// `opentelemetry.proto.common.v1.KeyValue`.
+    pub mod key_value {
+        pub const KEY: u32 = 1;
+        pub const VALUE: u32 = 2;
+    }
+
+    /// `opentelemetry.proto.common.v1.AnyValue` (the `value` oneof).
+    pub mod any_value {
+        pub const STRING_VALUE: u32 = 1;
+        pub const BOOL_VALUE: u32 = 2;
+        pub const INT_VALUE: u32 = 3;
+        pub const DOUBLE_VALUE: u32 = 4;
+        pub const STRING_VALUE_STRINDEX: u32 = 8;
+    }
+
+    /// `opentelemetry.proto.trace.v1.Span`.
+    pub mod span {
+        pub const TRACE_ID: u32 = 1;
+        pub const NAME: u32 = 5;
+        pub const KIND: u32 = 6;
+        pub const ATTRIBUTES: u32 = 9;
+    }
+
+    /// `opentelemetry.proto.logs.v1.LogRecord`.
+    pub mod log_record {
+        pub const ATTRIBUTES: u32 = 6;
+        pub const TRACE_ID: u32 = 9;
+    }
+
+    /// `opentelemetry.proto.metrics.v1.Metric` (the `data` oneof).
+    pub mod metric {
+        pub const NAME: u32 = 1;
+        pub const GAUGE: u32 = 5;
+        pub const SUM: u32 = 7;
+        pub const HISTOGRAM: u32 = 9;
+        pub const EXPONENTIAL_HISTOGRAM: u32 = 10;
+        pub const SUMMARY: u32 = 11;
+    }
+
+    /// `NumberDataPoint` (of `Gauge` and `Sum`).
+    pub mod number_data_point {
+        pub const ATTRIBUTES: u32 = 7;
+    }
+
+    /// `HistogramDataPoint`.
+    pub mod histogram_data_point {
+        pub const ATTRIBUTES: u32 = 9;
+    }
+
+    /// `ExponentialHistogramDataPoint`.
+    pub mod exponential_histogram_data_point {
+        pub const ATTRIBUTES: u32 = 1;
+    }
+
+    /// `SummaryDataPoint`.
+    pub mod summary_data_point {
+        pub const ATTRIBUTES: u32 = 7;
+    }
+}
+
 /// The field layout of one signal's request, top to bottom: which field holds
 /// the children at each level and what the path segment is called.
 pub(crate) struct Layout {
@@ -535,11 +616,11 @@ impl Layout {
 #[inline]
 pub(crate) fn metric_data_name(number: u32) -> Option<&'static str> {
     match number {
-        5 => Some("gauge"),
-        7 => Some("sum"),
-        9 => Some("histogram"),
-        10 => Some("exponential_histogram"),
-        11 => Some("summary"),
+        field::metric::GAUGE => Some("gauge"),
+        field::metric::SUM => Some("sum"),
+        field::metric::HISTOGRAM => Some("histogram"),
+        field::metric::EXPONENTIAL_HISTOGRAM => Some("exponential_histogram"),
+        field::metric::SUMMARY => Some("summary"),
         _ => None,
     }
 }

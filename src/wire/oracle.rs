@@ -5,7 +5,6 @@
 use prost::Message;
 use xxhash_rust::xxh3::xxh3_128;
 
-use super::RoutingKey;
 use crate::{
     proto::{
         collector::{
@@ -16,7 +15,7 @@ use crate::{
         metrics::v1::{Metric, metric::Data},
         resource::v1::Resource,
     },
-    routing::key_hash,
+    routing::{KeySpec, RoutingKey, key_hash},
 };
 
 /// One backend's expected part: backend index, message, item count.
@@ -142,26 +141,27 @@ fn backends(assign: &[Option<usize>]) -> Vec<usize> {
 /// Splits a traces request.
 pub fn traces(
     req: &ExportTraceServiceRequest,
-    key: &RoutingKey,
+    spec: &KeySpec,
     route: Route<'_>,
     _keyless: u64,
 ) -> OracleSplit<ExportTraceServiceRequest> {
     // One decision per span, in request order.
     let mut assign = Vec::new();
     for rs in &req.resource_spans {
-        let res_backend = match key {
+        let res_backend = match spec.key {
             RoutingKey::Service => Some(route(key_hash(&service_key(&rs.resource)))),
             RoutingKey::Resource => Some(route(key_hash(&resource_key(&rs.resource)))),
             _ => None,
         };
         for ss in &rs.scope_spans {
             for span in &ss.spans {
-                assign.push(match key {
+                assign.push(match spec.key {
                     RoutingKey::TraceId if span.trace_id.len() == 16 => {
                         Some(route(key_hash(&span.trace_id)))
                     }
                     RoutingKey::TraceId => None,
-                    RoutingKey::Attributes(names) => {
+                    RoutingKey::Attributes => {
+                        let names = &spec.attributes;
                         let layers = [
                             resource_attrs(&rs.resource),
                             scope_attrs(&ss.scope),
@@ -187,7 +187,7 @@ pub fn traces(
             rejected,
         };
     }
-    let whole_resources = matches!(key, RoutingKey::Service | RoutingKey::Resource);
+    let whole_resources = matches!(spec.key, RoutingKey::Service | RoutingKey::Resource);
     let mut parts = Vec::new();
     for b in backends(&assign) {
         let mut out = ExportTraceServiceRequest::default();
@@ -225,26 +225,27 @@ pub fn traces(
 /// Splits a logs request.
 pub fn logs(
     req: &ExportLogsServiceRequest,
-    key: &RoutingKey,
+    spec: &KeySpec,
     route: Route<'_>,
     keyless: u64,
 ) -> OracleSplit<ExportLogsServiceRequest> {
     let mut assign = Vec::new();
     for rl in &req.resource_logs {
-        let res_backend = match key {
+        let res_backend = match spec.key {
             RoutingKey::Service => Some(route(key_hash(&service_key(&rl.resource)))),
             RoutingKey::Resource => Some(route(key_hash(&resource_key(&rl.resource)))),
             _ => None,
         };
         for sl in &rl.scope_logs {
             for rec in &sl.log_records {
-                assign.push(match key {
+                assign.push(match spec.key {
                     RoutingKey::TraceId => match rec.trace_id.len() {
                         16 => Some(route(key_hash(&rec.trace_id))),
                         0 => Some(route(keyless)),
                         _ => None,
                     },
-                    RoutingKey::Attributes(names) => {
+                    RoutingKey::Attributes => {
+                        let names = &spec.attributes;
                         let layers = [
                             resource_attrs(&rl.resource),
                             scope_attrs(&sl.scope),
@@ -266,7 +267,7 @@ pub fn logs(
             rejected,
         };
     }
-    let whole_resources = matches!(key, RoutingKey::Service | RoutingKey::Resource);
+    let whole_resources = matches!(spec.key, RoutingKey::Service | RoutingKey::Resource);
     let mut parts = Vec::new();
     for b in backends(&assign) {
         let mut out = ExportLogsServiceRequest::default();
@@ -338,25 +339,25 @@ fn filter_points(m: &Metric, keep: &[bool]) -> Metric {
 /// Splits a metrics request.
 pub fn metrics(
     req: &ExportMetricsServiceRequest,
-    key: &RoutingKey,
+    spec: &KeySpec,
     route: Route<'_>,
     _keyless: u64,
 ) -> OracleSplit<ExportMetricsServiceRequest> {
     let mut assign = Vec::new();
     for rm in &req.resource_metrics {
-        let res_backend = match key {
+        let res_backend = match spec.key {
             RoutingKey::Service => Some(route(key_hash(&service_key(&rm.resource)))),
             RoutingKey::Resource => Some(route(key_hash(&resource_key(&rm.resource)))),
             _ => None,
         };
         for sm in &rm.scope_metrics {
             for m in &sm.metrics {
-                let metric_backend = match key {
+                let metric_backend = match spec.key {
                     RoutingKey::Metric => Some(route(key_hash(m.name.as_bytes()))),
                     _ => res_backend,
                 };
                 for attrs in point_attrs(m) {
-                    assign.push(match key {
+                    assign.push(match spec.key {
                         RoutingKey::StreamId => {
                             let mut metric =
                                 xxh3_128(&resource_key(&rm.resource)).to_le_bytes().to_vec();
@@ -371,7 +372,8 @@ pub fn metrics(
                             canonical(attrs, &mut k);
                             Some(route(key_hash(&k)))
                         }
-                        RoutingKey::Attributes(names) => {
+                        RoutingKey::Attributes => {
+                            let names = &spec.attributes;
                             let layers =
                                 [resource_attrs(&rm.resource), scope_attrs(&sm.scope), attrs];
                             Some(route(key_hash(&attributes_key(names, layers, None))))
@@ -389,8 +391,8 @@ pub fn metrics(
             rejected,
         };
     }
-    let whole_resources = matches!(key, RoutingKey::Service | RoutingKey::Resource);
-    let whole_metrics = matches!(key, RoutingKey::Metric);
+    let whole_resources = matches!(spec.key, RoutingKey::Service | RoutingKey::Resource);
+    let whole_metrics = matches!(spec.key, RoutingKey::Metric);
     let mut parts = Vec::new();
     for b in backends(&assign) {
         let mut out = ExportMetricsServiceRequest::default();

@@ -6,7 +6,6 @@
 
 use proptest::prelude::*;
 
-use super::RoutingKey;
 use crate::{
     proto::{
         collector::{
@@ -26,6 +25,7 @@ use crate::{
         resource::v1::Resource,
         trace::v1::{ResourceSpans, ScopeSpans, Span, Status},
     },
+    routing::{KeySpec, RoutingKey},
     signal::Signal,
 };
 
@@ -295,7 +295,7 @@ pub fn metrics() -> impl Strategy<Value = ExportMetricsServiceRequest> {
 
 /// A routing key `signal` supports, with attribute names from the pool (and
 /// the span pseudo attributes for traces).
-pub fn routing_key(signal: Signal) -> impl Strategy<Value = RoutingKey> {
+pub fn routing_key(signal: Signal) -> impl Strategy<Value = KeySpec> {
     let mut names: Vec<&'static str> = KEYS.to_vec();
     names.push("missing");
     if signal == Signal::Traces {
@@ -304,8 +304,11 @@ pub fn routing_key(signal: Signal) -> impl Strategy<Value = RoutingKey> {
     }
     let attributes = prop::sample::subsequence(names.clone(), 1..4)
         .prop_shuffle()
-        .prop_map(|ns| RoutingKey::Attributes(ns.into_iter().map(str::to_string).collect()));
-    let simple: Vec<RoutingKey> = [
+        .prop_map(|ns| {
+            let names: Vec<String> = ns.into_iter().map(str::to_string).collect();
+            KeySpec::new(RoutingKey::Attributes, &names)
+        });
+    let simple: Vec<KeySpec> = [
         RoutingKey::TraceId,
         RoutingKey::Service,
         RoutingKey::Resource,
@@ -314,6 +317,7 @@ pub fn routing_key(signal: Signal) -> impl Strategy<Value = RoutingKey> {
     ]
     .into_iter()
     .filter(|k| k.supports(signal))
+    .map(KeySpec::from)
     .collect();
     prop_oneof![3 => prop::sample::select(simple), 1 => attributes]
 }

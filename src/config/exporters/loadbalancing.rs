@@ -1,7 +1,6 @@
 //! `loadbalancing`: the first-tier exporter that splits each request by
 //! routing key and sends every part to the backend the ring picks for it.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -14,66 +13,9 @@ use crate::config::duration;
 use crate::config::error::{ConfigError, child, item};
 use crate::signal::Signal;
 
-/// What a request is split by: items with the same key go to the same backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-pub enum RoutingKey {
-    /// The trace id (traces, logs).
-    #[serde(rename = "traceID")]
-    TraceId,
-    /// The resource's `service.name`.
-    #[serde(rename = "service")]
-    Service,
-    /// All resource attributes.
-    #[serde(rename = "resource")]
-    Resource,
-    /// The metric name (metrics).
-    #[serde(rename = "metric")]
-    Metric,
-    /// Resource, scope, metric and data point attributes: one stream (metrics).
-    #[serde(rename = "streamID")]
-    StreamId,
-    /// The values of `routing_attributes`.
-    #[serde(rename = "attributes")]
-    Attributes,
-}
-
-impl RoutingKey {
-    /// The key a pipeline of `signal` uses when `routing_key` is unset:
-    /// traceID for traces and logs, service for metrics.
-    pub fn default_for(signal: Signal) -> RoutingKey {
-        match signal {
-            Signal::Traces | Signal::Logs => RoutingKey::TraceId,
-            Signal::Metrics => RoutingKey::Service,
-        }
-    }
-
-    /// The keys that make sense for `signal`.
-    pub fn valid_for(signal: Signal) -> &'static [RoutingKey] {
-        use RoutingKey::*;
-        match signal {
-            Signal::Traces | Signal::Logs => &[TraceId, Service, Resource, Attributes],
-            Signal::Metrics => &[Service, Resource, Metric, StreamId, Attributes],
-        }
-    }
-
-    /// The name as written in YAML.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RoutingKey::TraceId => "traceID",
-            RoutingKey::Service => "service",
-            RoutingKey::Resource => "resource",
-            RoutingKey::Metric => "metric",
-            RoutingKey::StreamId => "streamID",
-            RoutingKey::Attributes => "attributes",
-        }
-    }
-}
-
-impl fmt::Display for RoutingKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The one routing key type: the config's `routing_key` deserializes
+/// straight into it.
+pub use crate::routing::RoutingKey;
 
 /// `protocol`: how backends are spoken to.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

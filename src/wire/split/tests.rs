@@ -2,6 +2,7 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 use prost::Message;
+use xxhash_rust::xxh3::xxh3_128;
 
 use super::*;
 use crate::{
@@ -9,6 +10,7 @@ use crate::{
         logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
         trace::v1::ExportTraceServiceRequest,
     },
+    routing::{SPAN_KIND, key_hash},
     wire::{
         count_items, oracle,
         testgen::{self, raw::*},
@@ -30,7 +32,7 @@ fn table(entries: &[(&[u8], usize)]) -> impl FnMut(u64) -> usize + use<> {
 
 fn split(
     signal: Signal,
-    key: RoutingKey,
+    key: impl Into<KeySpec>,
     req: &[u8],
     route: &mut dyn FnMut(u64) -> usize,
 ) -> Split {
@@ -143,7 +145,7 @@ fn one_backend_forwards_the_original_bytes() {
 fn empty_requests_and_empty_containers_yield_no_parts() {
     for signal in Signal::ALL {
         let key = RoutingKey::default_for(signal);
-        let out = split(signal, key.clone(), &[], &mut |_| 0);
+        let out = split(signal, key, &[], &mut |_| 0);
         assert_eq!(out, Split::default());
         // Resources and scopes without items.
         let req = cat(&[
@@ -343,7 +345,7 @@ fn attributes_key_text_and_precedence() {
     let mut route = table(&[(expect, 0)]);
     let out = split(
         Signal::Traces,
-        RoutingKey::Attributes(names),
+        KeySpec::new(RoutingKey::Attributes, &names),
         &req,
         &mut route,
     );
@@ -353,7 +355,7 @@ fn attributes_key_text_and_precedence() {
     let mut route = table(&[(b"ratio=2.5|", 0)]);
     split(
         Signal::Traces,
-        RoutingKey::Attributes(vec!["ratio".into()]),
+        KeySpec::new(RoutingKey::Attributes, &["ratio".into()]),
         &req,
         &mut route,
     );
@@ -481,7 +483,7 @@ fn all_five_data_kinds_split_by_point_attributes() {
     let mut route = table(&[(b"host=a|", 0), (b"host=b|", 1)]);
     let out = split(
         Signal::Metrics,
-        RoutingKey::Attributes(vec!["host".into()]),
+        KeySpec::new(RoutingKey::Attributes, &["host".into()]),
         &req,
         &mut route,
     );
@@ -508,7 +510,10 @@ fn corruption_is_an_error_naming_the_place() {
         1,
         &ld(2, &cat(&[&ld(2, &span(&T1, "a")), &ld(2, &bad_span)])),
     );
-    let splitter = Splitter::new(Signal::Traces, RoutingKey::Attributes(vec!["k".into()]));
+    let splitter = Splitter::new(
+        Signal::Traces,
+        KeySpec::new(RoutingKey::Attributes, &["k".into()]),
+    );
     let err = splitter
         .split(&Bytes::from(req.clone()), &mut |_| 0, 0)
         .unwrap_err();
@@ -540,64 +545,6 @@ fn corruption_is_an_error_naming_the_place() {
 }
 
 #[test]
-fn routing_key_parse() {
-    let none: &[String] = &[];
-    let attrs = vec!["host".to_string()];
-    assert_eq!(
-        RoutingKey::parse(Signal::Traces, "traceID", none),
-        Ok(RoutingKey::TraceId)
-    );
-    assert_eq!(
-        RoutingKey::parse(Signal::Logs, "traceID", none),
-        Ok(RoutingKey::TraceId)
-    );
-    assert_eq!(
-        RoutingKey::parse(Signal::Metrics, "streamID", none),
-        Ok(RoutingKey::StreamId)
-    );
-    assert_eq!(
-        RoutingKey::parse(Signal::Metrics, "metric", none),
-        Ok(RoutingKey::Metric)
-    );
-    for signal in Signal::ALL {
-        assert_eq!(
-            RoutingKey::parse(signal, "service", none),
-            Ok(RoutingKey::Service)
-        );
-        assert_eq!(
-            RoutingKey::parse(signal, "resource", none),
-            Ok(RoutingKey::Resource)
-        );
-        assert_eq!(
-            RoutingKey::parse(signal, "attributes", &attrs),
-            Ok(RoutingKey::Attributes(attrs.clone()))
-        );
-        assert!(
-            RoutingKey::parse(signal, "attributes", none)
-                .unwrap_err()
-                .contains("non-empty")
-        );
-        assert!(
-            RoutingKey::parse(signal, "service", &attrs)
-                .unwrap_err()
-                .contains("routing_attributes")
-        );
-        assert!(
-            RoutingKey::parse(signal, "traceid", none)
-                .unwrap_err()
-                .contains("unknown routing_key")
-        );
-    }
-    assert!(
-        RoutingKey::parse(Signal::Metrics, "traceID", none)
-            .unwrap_err()
-            .contains("not supported for metrics")
-    );
-    assert!(RoutingKey::parse(Signal::Traces, "metric", none).is_err());
-    assert!(RoutingKey::parse(Signal::Logs, "streamID", none).is_err());
-}
-
-#[test]
 fn reentrant_route_gets_its_own_scratch() {
     let req = Bytes::from(traces_request());
     let inner = Splitter::new(Signal::Traces, RoutingKey::TraceId);
@@ -617,7 +564,7 @@ fn reentrant_route_gets_its_own_scratch() {
 fn check<M: Message + Default + PartialEq>(
     signal: Signal,
     encoded: &Bytes,
-    key: &RoutingKey,
+    key: &KeySpec,
     n: u64,
     expect: oracle::OracleSplit<M>,
 ) -> Result<(), TestCaseError> {
@@ -672,24 +619,6 @@ proptest! {
     }
 
     #[test]
-    fn key_prefix_orders_like_the_bytes(
-        a in prop::collection::vec(prop_oneof![Just(0u8), Just(b'a'), any::<u8>()], 0..20),
-        b in prop::collection::vec(prop_oneof![Just(0u8), Just(b'a'), any::<u8>()], 0..20),
-    ) {
-        let (pa, pb) = (key_prefix(&a), key_prefix(&b));
-        if a <= b {
-            prop_assert!(pa <= pb);
-        } else {
-            prop_assert!(pa >= pb);
-        }
-        if a.len() <= 16 && b.len() <= 16 && pa == pb {
-            // Equal prefixes of short keys differ only by trailing zeros.
-            let trim = |v: &[u8]| v.iter().rposition(|&x| x != 0).map_or(0, |i| i + 1);
-            prop_assert_eq!(&a[..trim(&a)], &b[..trim(&b)]);
-        }
-    }
-
-    #[test]
     fn split_never_panics_on_random_bytes(
         bytes in prop::collection::vec(any::<u8>(), 0..512),
         signal in prop::sample::select(Signal::ALL.to_vec()),
@@ -735,21 +664,21 @@ proptest! {
     }
 }
 
-fn all_keys(signal: Signal) -> Vec<RoutingKey> {
+fn all_keys(signal: Signal) -> Vec<KeySpec> {
     let mut names = vec!["service.name".to_string(), "host".to_string()];
     if signal == Signal::Traces {
         names.push(SPAN_KIND.to_string());
     }
     [
-        RoutingKey::TraceId,
-        RoutingKey::Service,
-        RoutingKey::Resource,
-        RoutingKey::Metric,
-        RoutingKey::StreamId,
-        RoutingKey::Attributes(names),
+        RoutingKey::TraceId.into(),
+        RoutingKey::Service.into(),
+        RoutingKey::Resource.into(),
+        RoutingKey::Metric.into(),
+        RoutingKey::StreamId.into(),
+        KeySpec::new(RoutingKey::Attributes, &names),
     ]
     .into_iter()
-    .filter(|k| k.supports(signal))
+    .filter(|k| k.key.supports(signal))
     .collect()
 }
 
