@@ -8,22 +8,27 @@
 //!                                                     |  routing::Ring picks the backend
 //!                                                     v
 //!                                                  backends (pass-through gRPC)
-//!           discovery (static, dns, k8s) --Update stream--> exporter::PoolHandle
+//!           discovery (static, dns, k8s) --Update stream--> exporter::PoolHandle::follow
 //! ```
 //!
-//! - [`signal`] and [`consumer`]: the signal enum and the one interface between
-//!   stages; requests travel as encoded protobuf [`bytes::Bytes`].
+//! - [`signal`] and [`consumer`]: the signal enum (and [`signal::PerSignal`])
+//!   and the one interface between stages; requests travel as encoded
+//!   protobuf [`bytes::Bytes`].
+//! - [`component`]: what every component's `build` gets; each config type
+//!   builds its own running component.
 //! - [`receiver`]: OTLP/gRPC and OTLP/HTTP (protobuf and JSON) front ends.
 //! - [`wire`]: the protobuf wire-format scanner: item counting and the
 //!   request splitter, which cuts a request into one request per backend by
 //!   copying byte ranges, never decoding or re-encoding an item.
-//! - [`routing`]: the immutable consistent-hash ring.
-//! - [`discovery`]: resolvers as streams of endpoint-set updates, and the one
-//!   consumer that turns them into ring swaps.
-//! - [`exporter`]: backend connections, the pool behind `arc-swap`, delivery
-//!   with per-part retry, the sending queue, and the debug exporter.
+//! - [`routing`]: the routing keys and the key text the ring hashes, and the
+//!   immutable consistent-hash ring.
+//! - [`discovery`]: resolvers as pure producers of endpoint-set updates; they
+//!   know nothing of rings or exporters.
+//! - [`exporter`]: each exporter built from its config; backend connections,
+//!   the pool behind `arc-swap` (the one consumer of its resolver's updates),
+//!   delivery with per-part retry, the sending queue, the debug exporter.
 //! - [`processor`]: the second tier's stateful processors.
-//! - [`pipeline`]: builds the consumer chains from the config; [`service`]
+//! - [`pipeline`]: wires the components into consumer chains; [`service`]
 //!   binds, runs and shuts everything down; [`demo`] is the embedded demo.
 //! - [`config`]: the collector-shaped YAML config: typed, env-expanded,
 //!   validated with errors that name the key path.

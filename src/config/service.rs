@@ -65,12 +65,12 @@ pub struct TelemetryConfig {
 pub enum MetricsLevel {
     /// No metrics endpoint at all.
     None,
-    /// Essential metrics.
+    /// Refused by `validate`: otlp-lb publishes one set of metrics.
     Basic,
-    /// Standard metrics. The default.
+    /// Every metric otlp-lb has (per-backend histograms included). The default.
     #[default]
     Normal,
-    /// Everything, including per-backend histograms.
+    /// Refused by `validate`: otlp-lb publishes one set of metrics.
     Detailed,
 }
 
@@ -199,6 +199,13 @@ impl MetricsTelemetryConfig {
     }
 
     fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        if matches!(self.level, MetricsLevel::Basic | MetricsLevel::Detailed) {
+            return Err(ConfigError::new(
+                child(path, "level"),
+                "not supported by otlp-lb: it publishes one set of metrics; \
+                 use normal (the default) or none",
+            ));
+        }
         if let Some(address) = &self.address {
             if !self.readers.is_empty() {
                 return Err(ConfigError::new(

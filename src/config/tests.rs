@@ -291,7 +291,7 @@ fn metrics_address_forms() {
         Some("127.0.0.1:9999")
     );
     assert_eq!(
-        with("{metrics: {level: detailed, readers: [{pull: {exporter: {prometheus: {host: \"::1\", port: 8889}}}}]}}")
+        with("{metrics: {level: normal, readers: [{pull: {exporter: {prometheus: {host: \"::1\", port: 8889}}}}]}}")
             .as_deref(),
         Some("[::1]:8889")
     );
@@ -1498,4 +1498,21 @@ service:
             "exporters.otlphttp/y: \"otlphttp\" is a deprecated name of \"otlp_http\"; use the new name",
         ]
     );
+}
+
+/// `level` has an effect for every value `validate` accepts: `none` turns
+/// metrics off, `normal` publishes them; `basic` and `detailed` would change
+/// nothing, so they are refused by name.
+#[test]
+fn metrics_levels_without_an_effect_are_refused() {
+    for level in ["basic", "detailed"] {
+        assert_err(
+            &format!(
+                "{}  telemetry: {{metrics: {{level: {level}}}}}\n",
+                lb(STATIC)
+            ),
+            "service.telemetry.metrics.level",
+            "not supported by otlp-lb: it publishes one set of metrics",
+        );
+    }
 }
