@@ -11,15 +11,16 @@ use std::{collections::BTreeMap, future::Future, net::SocketAddr, sync::Arc, tim
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
 use crate::{
+    component::BuildError,
     config::{ComponentId, Config, extensions::ExtensionConfig, receivers::ReceiverConfig},
     exporter::{PoolHandle, debug::Debug},
-    component::BuildError,
     pipeline,
-    signal::PerSignal,
     receiver::{self, Receiver},
+    signal::PerSignal,
     telemetry::{
         Telemetry,
         health::{self, Health, State},
+        status::{self, Status},
     },
 };
 
@@ -57,6 +58,8 @@ pub struct Running {
     pub metrics: Option<SocketAddr>,
     /// The health-check address, if enabled.
     pub health: Option<SocketAddr>,
+    /// The status page's address, if enabled.
+    pub status: Option<SocketAddr>,
     /// The service's self-metrics.
     pub telemetry: Arc<Telemetry>,
     /// Debug exporters by id.
@@ -116,7 +119,15 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
         });
     }
     let mut health_addr = None;
+    let mut status_page = None;
     for id in &config.service.extensions {
+        if let Some(ExtensionConfig::Status(sc)) = config.extensions.get(id) {
+            // Served once the pipelines it shows are built.
+            let listener = bind(&format!("extensions.{id}.endpoint"), &sc.endpoint).await?;
+            let addr = local(&listener)?;
+            tracing::info!(extension = %id, %addr, "serving the status page");
+            status_page = Some((listener, addr));
+        }
         if let Some(ExtensionConfig::HealthCheck(hc)) = config.extensions.get(id) {
             let listener = bind(&format!("extensions.{id}.endpoint"), &hc.endpoint).await?;
             let addr = local(&listener)?;
@@ -152,6 +163,16 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
     }
 
     let built = pipeline::build(&config, &telemetry).await?;
+    let status_addr = status_page.map(|(listener, addr)| {
+        let page = Arc::new(Status::new(&config, &built.pools, telemetry.clone()));
+        let done = until_stopped();
+        admin.spawn(async move {
+            status::serve(listener, page, done)
+                .await
+                .map_err(|e| e.to_string())
+        });
+        addr
+    });
     let mut receivers: BTreeMap<ComponentId, Arc<Receiver>> = BTreeMap::new();
     for (id, consumers) in built.receivers {
         receivers.insert(
@@ -167,11 +188,7 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
         let receiver = receivers
             .entry(id.clone())
             .or_insert_with(|| {
-                Arc::new(Receiver::new(
-                    id.as_str(),
-                    PerSignal::default(),
-                    &telemetry,
-                ))
+                Arc::new(Receiver::new(id.as_str(), PerSignal::default(), &telemetry))
             })
             .clone();
         let addr = local(&listener)?;
@@ -203,6 +220,7 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
         http,
         metrics,
         health: health_addr,
+        status: status_addr,
         telemetry,
         debug: built
             .debug

@@ -79,7 +79,10 @@ impl Endpoint {
     }
 
     /// Parses `host:port` or a bare `host`, which gets `default_port`.
-    pub fn parse_with_default_port(text: &str, default_port: u16) -> Result<Endpoint, EndpointError> {
+    pub fn parse_with_default_port(
+        text: &str,
+        default_port: u16,
+    ) -> Result<Endpoint, EndpointError> {
         let ep = Self::parse_inner(text, Some(default_port))?;
         if ep.host.is_empty() {
             return Err(error(text, "missing host"));
@@ -183,7 +186,10 @@ mod tests {
 
     #[test]
     fn every_resolver_spelling_formats_the_same() {
-        assert_eq!(hp("Collector-1.NS.svc.", 4317).to_string(), "collector-1.ns.svc:4317");
+        assert_eq!(
+            hp("Collector-1.NS.svc.", 4317).to_string(),
+            "collector-1.ns.svc:4317"
+        );
         assert_eq!(hp("0:0:0:0:0:0:0:1", 4317).to_string(), "[::1]:4317");
         assert_eq!(hp("[::1]", 4317), hp("::1", 4317));
         assert_eq!(

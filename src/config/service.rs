@@ -193,9 +193,7 @@ impl MetricsTelemetryConfig {
             Some(PrometheusExporterConfig {
                 host: Some(host),
                 port: Some(port),
-            }) => Some(
-                Endpoint::new(host, *port).to_string(),
-            ),
+            }) => Some(Endpoint::new(host, *port).to_string()),
             _ => Some(DEFAULT_METRICS_ADDRESS.to_owned()),
         }
     }
@@ -235,7 +233,7 @@ impl MetricsTelemetryConfig {
                 return Err(ConfigError::new(child(&path, "port"), "required"));
             };
             Endpoint::parse_listen(&Endpoint::new(host, port).to_string())
-            .map_err(|e| ConfigError::new(child(&path, "host"), e))?;
+                .map_err(|e| ConfigError::new(child(&path, "host"), e))?;
         }
         Ok(())
     }

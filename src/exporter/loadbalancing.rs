@@ -38,6 +38,7 @@ impl LoadBalancingExporterConfig {
             cx.telemetry.clone(),
         );
         let resolutions = Resolutions::new(cx.telemetry, name, resolver.name());
+        pool.share_resolutions(resolutions.clone());
         let resolution = discovery::resolve(resolver, resolutions)
             .await
             .map_err(|e| cx.error(e))?;
@@ -47,20 +48,9 @@ impl LoadBalancingExporterConfig {
         cx.tasks.background.push(following);
 
         let splitters = PerSignal::from_fn(|signal| {
-            signals.contains(&signal).then(|| {
-                use crate::config::exporters::RoutingKey as Name;
-                let key = match self.routing_key_for(signal) {
-                    Name::TraceId => crate::wire::RoutingKey::TraceId,
-                    Name::Service => crate::wire::RoutingKey::Service,
-                    Name::Resource => crate::wire::RoutingKey::Resource,
-                    Name::Metric => crate::wire::RoutingKey::Metric,
-                    Name::StreamId => crate::wire::RoutingKey::StreamId,
-                    Name::Attributes => {
-                        crate::wire::RoutingKey::Attributes(self.routing_attributes.clone())
-                    }
-                };
-                Splitter::new(signal, key)
-            })
+            signals
+                .contains(&signal)
+                .then(|| Splitter::new(signal, self.wire_routing_key(signal)))
         });
         let forwarder = Forwarder::new(
             name,
@@ -75,5 +65,20 @@ impl LoadBalancingExporterConfig {
             pool: Some(pool),
             debug: None,
         })
+    }
+
+    /// The splitter's key for a pipeline of `signal`.
+    pub fn wire_routing_key(&self, signal: Signal) -> crate::wire::RoutingKey {
+        use crate::config::exporters::RoutingKey as Name;
+        match self.routing_key_for(signal) {
+            Name::TraceId => crate::wire::RoutingKey::TraceId,
+            Name::Service => crate::wire::RoutingKey::Service,
+            Name::Resource => crate::wire::RoutingKey::Resource,
+            Name::Metric => crate::wire::RoutingKey::Metric,
+            Name::StreamId => crate::wire::RoutingKey::StreamId,
+            Name::Attributes => {
+                crate::wire::RoutingKey::Attributes(self.routing_attributes.clone())
+            }
+        }
     }
 }

@@ -15,7 +15,9 @@ impl OtlpExporterConfig {
     /// The exporter.
     pub async fn build(&self, cx: &mut BuildContext<'_>) -> Result<Exporter, BuildError> {
         let name = cx.id.as_str();
-        let target = self.target().ok_or_else(|| cx.error("endpoint: required"))?;
+        let target = self
+            .target()
+            .ok_or_else(|| cx.error("endpoint: required"))?;
         let settings = ClientSettings::from_config(self).map_err(|e| cx.error(e))?;
         let pool = PoolHandle::new(name, "static", Arc::new(settings), 1, cx.telemetry.clone());
         let updates = fixed::resolve(&[target], Resolutions::new(cx.telemetry, name, "static"));

@@ -39,7 +39,8 @@ pub enum ExporterConfig {
 
 impl ComponentKind for ExporterConfig {
     const KIND: &'static str = "exporter";
-    const SUPPORTED: &'static [&'static str] = &["load_balancing", "otlp_grpc", "otlp_http", "debug"];
+    const SUPPORTED: &'static [&'static str] =
+        &["load_balancing", "otlp_grpc", "otlp_http", "debug"];
     const ALIASES: &'static [(&'static str, &'static str)] = &[
         ("loadbalancing", "load_balancing"),
         ("otlp", "otlp_grpc"),

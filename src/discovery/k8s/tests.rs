@@ -297,7 +297,11 @@ async fn the_update_stream_follows_a_watcher_event_stream() {
             .sum()
     };
     let ok = [("exporter", "lb"), ("resolver", "k8s"), ("success", "true")];
-    let failed = [("exporter", "lb"), ("resolver", "k8s"), ("success", "false")];
+    let failed = [
+        ("exporter", "lb"),
+        ("resolver", "k8s"),
+        ("success", "false"),
+    ];
     // InitDone, Apply, Delete, Apply, InitDone: 5 resolutions; 1 error.
     assert_eq!(value(&ok), 5.0);
     assert_eq!(value(&failed), 1.0);
