@@ -683,11 +683,11 @@ pub fn render_html(snapshot: &Snapshot) -> String {
     }
     route_form(&mut out, snapshot);
     // Reload, unless the operator is typing in the form.
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<script>setInterval(function () {{ var a = document.activeElement; \
          if (!a || (a.tagName !== 'INPUT' && a.tagName !== 'SELECT')) location.reload(); }}, \
-         {});</script></body></html>\n",
+         {});</script></body></html>",
         REFRESH.as_millis()
     );
     out
