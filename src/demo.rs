@@ -32,9 +32,12 @@ pub async fn run(generate: bool) -> anyhow::Result<()> {
     let config = Config::from_yaml(CONFIG).map_err(|e| anyhow::anyhow!("demo config: {e}"))?;
     let running = service::start(config).await?;
     let first_tier = running.grpc.get("otlp").copied();
+    let status = running.status.map_or(String::new(), |addr| {
+        format!("status page on http://{addr}/; ")
+    });
     eprintln!(
         "otlp-lb demo: send OTLP to 127.0.0.1:4317 (gRPC) or http://127.0.0.1:4318; \
-         metrics on http://127.0.0.1:8888/metrics; Ctrl-C stops"
+         metrics on http://127.0.0.1:8888/metrics; {status}Ctrl-C stops"
     );
     let generator = match (generate, first_tier) {
         (true, Some(addr)) => Some(tokio::spawn(generate_traffic(addr))),

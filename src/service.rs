@@ -20,6 +20,7 @@ use crate::{
     telemetry::{
         Telemetry,
         health::{self, Health, State},
+        status::{self, Status},
     },
 };
 
@@ -74,6 +75,8 @@ pub struct Running {
     pub metrics: Option<SocketAddr>,
     /// The health-check address, if enabled.
     pub health: Option<SocketAddr>,
+    /// The status page's address, if enabled.
+    pub status: Option<SocketAddr>,
     /// The service's self-metrics.
     pub telemetry: Arc<Telemetry>,
     /// Debug exporters by id.
@@ -131,7 +134,15 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
         });
     }
     let mut health_addr = None;
+    let mut status_page = None;
     for id in &config.service.extensions {
+        if let Some(ExtensionConfig::Status(sc)) = config.extensions.get(id) {
+            // Served once the pipelines it shows are built.
+            let listener = bind(&format!("extensions.{id}.endpoint"), &sc.endpoint).await?;
+            let addr = local(&listener)?;
+            tracing::info!(extension = %id, %addr, "serving the status page");
+            status_page = Some((listener, addr));
+        }
         if let Some(ExtensionConfig::HealthCheck(hc)) = config.extensions.get(id) {
             let listener = bind(&format!("extensions.{id}.endpoint"), &hc.endpoint).await?;
             let addr = local(&listener)?;
@@ -167,6 +178,16 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
     }
 
     let built = pipeline::build(&config, &telemetry).await?;
+    let status_addr = status_page.map(|(listener, addr)| {
+        let page = Arc::new(Status::new(&config, &built.pools, telemetry.clone()));
+        let done = until_stopped();
+        admin.spawn(async move {
+            status::serve(listener, page, done)
+                .await
+                .map_err(ServeError::from)
+        });
+        addr
+    });
     let mut receivers: BTreeMap<ComponentId, Arc<Receiver>> = BTreeMap::new();
     for (id, consumers) in built.receivers {
         receivers.insert(
@@ -214,6 +235,7 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
         http,
         metrics,
         health: health_addr,
+        status: status_addr,
         telemetry,
         debug: built
             .debug

@@ -287,7 +287,7 @@ async fn a_backend_going_away_never_rejects_data() {
                 tokio::spawn(async move {
                     let mut ok = 0u64;
                     for _ in 0..200 {
-                        match backend.export(Signal::Traces, body.clone(), None).await {
+                        match backend.export(Signal::Traces, body.clone(), 1, None).await {
                             Ok(_) => ok += 1,
                             Err(e) => {
                                 assert!(e.retryable, "a refusal was final: {e}");

@@ -1,4 +1,5 @@
-//! Extension settings: `health_check`, the only one.
+//! Extension settings: `health_check`, and `otlp_lb_status` (the operator's
+//! status page, otlp-lb's own).
 
 use serde::{Deserialize, Deserializer};
 
@@ -12,11 +13,13 @@ use super::error::{ConfigError, child};
 pub enum ExtensionConfig {
     /// `health_check`.
     HealthCheck(HealthCheckConfig),
+    /// `otlp_lb_status`.
+    Status(StatusConfig),
 }
 
 impl ComponentKind for ExtensionConfig {
     const KIND: &'static str = "extension";
-    const SUPPORTED: &'static [&'static str] = &["health_check"];
+    const SUPPORTED: &'static [&'static str] = &["health_check", "otlp_lb_status"];
 
     fn deserialize_typed<'de, D: Deserializer<'de>>(
         type_name: &str,
@@ -24,6 +27,7 @@ impl ComponentKind for ExtensionConfig {
     ) -> Option<Result<Self, D::Error>> {
         match type_name {
             "health_check" => Some(null_as_default(de).map(ExtensionConfig::HealthCheck)),
+            "otlp_lb_status" => Some(null_as_default(de).map(ExtensionConfig::Status)),
             _ => None,
         }
     }
@@ -33,6 +37,15 @@ impl ExtensionConfig {
     pub(crate) fn validate(&self, path: &str) -> Result<(), ConfigError> {
         match self {
             ExtensionConfig::HealthCheck(h) => h.validate(path),
+            ExtensionConfig::Status(s) => s.validate(path),
+        }
+    }
+
+    /// The listen address of the extension's server.
+    pub fn endpoint(&self) -> &str {
+        match self {
+            ExtensionConfig::HealthCheck(h) => &h.endpoint,
+            ExtensionConfig::Status(s) => &s.endpoint,
         }
     }
 }
@@ -73,5 +86,33 @@ impl HealthCheckConfig {
             return Err(ConfigError::new(child(path, "path"), "must start with /"));
         }
         Ok(())
+    }
+}
+
+/// The operator's status page: per load-balancing exporter, its resolver,
+/// the backends' ring and traffic shares, latencies and outcomes over the
+/// last minute, and which backend owns a given key (`/route`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatusConfig {
+    /// Listen address, `host:port`. Default 127.0.0.1:55679 (the
+    /// collector's zpages port): the page names every backend, so it
+    /// listens on loopback unless told otherwise.
+    pub endpoint: String,
+}
+
+impl Default for StatusConfig {
+    fn default() -> StatusConfig {
+        StatusConfig {
+            endpoint: "127.0.0.1:55679".into(),
+        }
+    }
+}
+
+impl StatusConfig {
+    fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        Endpoint::parse_listen(&self.endpoint)
+            .map(|_| ())
+            .map_err(|e| ConfigError::new(child(path, "endpoint"), e))
     }
 }

@@ -241,8 +241,11 @@ impl Config {
             }
         }
         for id in &self.service.extensions {
-            if let Some(ExtensionConfig::HealthCheck(h)) = self.extensions.get(id) {
-                servers.push((format!("extensions.{id}.endpoint"), h.endpoint.clone()));
+            if let Some(extension) = self.extensions.get(id) {
+                servers.push((
+                    format!("extensions.{id}.endpoint"),
+                    extension.endpoint().into(),
+                ));
             }
         }
         if let Some(address) = self.metrics_address() {

@@ -103,7 +103,7 @@ impl State {
             self.ticks.tick().await;
             match self.resolve_once().await {
                 Ok(set) => {
-                    self.resolutions.record(true);
+                    self.resolutions.record_endpoints(set.len());
                     if self.last.as_ref() != Some(&set) {
                         tracing::info!(hostname = %self.config.hostname, backends = set.len(), "DNS resolution changed the backend set");
                         self.last = Some(set.clone());

@@ -15,7 +15,7 @@ use crate::config::endpoint::Endpoint;
 /// One `Reset` with the endpoints, then nothing more.
 pub fn resolve(endpoints: &[Endpoint], resolutions: Resolutions) -> Updates {
     let set: BTreeSet<Endpoint> = endpoints.iter().cloned().collect();
-    resolutions.record(true);
+    resolutions.record_endpoints(set.len());
     futures::stream::once(async move { Update::Reset(set) })
         .chain(futures::stream::pending())
         .boxed()

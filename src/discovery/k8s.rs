@@ -119,7 +119,7 @@ where
                         let complete = !matches!(event, Event::Init | Event::InitApply(_));
                         let update = slices.apply(event);
                         if complete {
-                            resolutions.record(true);
+                            resolutions.record_endpoints(slices.endpoints());
                         }
                         if let Some(update) = update {
                             return Some((update, (events, slices, resolutions)));
@@ -202,6 +202,11 @@ impl Slices {
             "EndpointSlices changed the backend set");
         self.reported = Some(set.clone());
         Some(Update::Reset(set))
+    }
+
+    /// The number of endpoints in the set last reported.
+    pub fn endpoints(&self) -> usize {
+        self.reported.as_ref().map_or(0, BTreeSet::len)
     }
 
     /// The slice's name and its backends: one per usable endpoint and port.

@@ -18,7 +18,12 @@ pub mod dns;
 pub mod fixed;
 pub mod k8s;
 
-use std::{collections::BTreeSet, pin::Pin, time::Duration};
+use std::{
+    collections::BTreeSet,
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, SystemTime},
+};
 
 use futures::Stream;
 use metrics::Counter;
@@ -103,11 +108,37 @@ pub async fn resolve(
 }
 
 /// Counts a resolver's resolutions with the collector's metric
-/// (`otelcol_loadbalancer_num_resolutions_total{exporter,resolver,success}`).
+/// (`otelcol_loadbalancer_num_resolutions_total{exporter,resolver,success}`),
+/// and keeps the last one for whoever watches the resolver (the status page
+/// reads it through a clone).
 #[derive(Clone)]
 pub struct Resolutions {
     ok: Counter,
     failed: Counter,
+    log: Arc<Mutex<ResolutionLog>>,
+}
+
+/// What [`Resolutions`] remembers: totals and the last resolution.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResolutionLog {
+    /// Successful resolutions so far.
+    pub successes: u64,
+    /// Failed resolutions so far.
+    pub failures: u64,
+    /// The last one, if any.
+    pub last: Option<LastResolution>,
+}
+
+/// One resolution: when, how it went, and how many endpoints it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastResolution {
+    /// When it finished (wall clock).
+    pub at: SystemTime,
+    /// Whether it succeeded.
+    pub success: bool,
+    /// The endpoints it found, when the resolver reports them (`None` for a
+    /// failure: the last good set is kept).
+    pub endpoints: Option<usize>,
 }
 
 impl Resolutions {
@@ -123,12 +154,40 @@ impl Resolutions {
         Resolutions {
             ok: telemetry.counter(names::NUM_RESOLUTIONS, &labels("true")),
             failed: telemetry.counter(names::NUM_RESOLUTIONS, &labels("false")),
+            log: Arc::default(),
         }
     }
 
-    /// Records one resolution.
+    /// Records one resolution, without an endpoint count.
     pub fn record(&self, success: bool) {
         if success { &self.ok } else { &self.failed }.increment(1);
+        self.remember(success, None);
+    }
+
+    /// Records one successful resolution that found `endpoints` endpoints.
+    pub fn record_endpoints(&self, endpoints: usize) {
+        self.ok.increment(1);
+        self.remember(true, Some(endpoints));
+    }
+
+    fn remember(&self, success: bool, endpoints: Option<usize>) {
+        // A resolution is rare (seconds apart), so a mutex is fine here.
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        if success {
+            log.successes += 1;
+        } else {
+            log.failures += 1;
+        }
+        log.last = Some(LastResolution {
+            at: SystemTime::now(),
+            success,
+            endpoints,
+        });
+    }
+
+    /// The totals and the last resolution.
+    pub fn log(&self) -> ResolutionLog {
+        *self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -156,5 +215,23 @@ mod tests {
         assert_eq!(m, set(&["b:1", "c:1"]));
         assert!(Update::Reset(BTreeSet::new()).apply(&mut m));
         assert!(m.is_empty());
+    }
+
+    #[test]
+    fn resolutions_remember_the_last_one() {
+        let telemetry = Telemetry::new();
+        let resolutions = Resolutions::new(&telemetry, "lb", "dns");
+        assert_eq!(resolutions.clone().log(), ResolutionLog::default());
+        resolutions.record_endpoints(3);
+        let last = resolutions.log().last.unwrap();
+        assert!(last.success);
+        assert_eq!(last.endpoints, Some(3));
+        resolutions.clone().record(false);
+        let log = resolutions.log();
+        assert_eq!((log.successes, log.failures), (1, 1));
+        assert_eq!(
+            log.last.map(|l| (l.success, l.endpoints)),
+            Some((false, None))
+        );
     }
 }

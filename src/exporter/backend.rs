@@ -28,7 +28,7 @@ use crate::{
     consumer::Ack,
     proto::collector::trace::v1::ExportTraceServiceResponse,
     signal::Signal,
-    telemetry::{Telemetry, metrics::names},
+    telemetry::{Telemetry, metrics::names, window::CallWindow},
 };
 
 /// How every backend connection of an exporter is made: what an `otlp`
@@ -166,6 +166,8 @@ pub struct Backend {
     latency: Histogram,
     succeeded: Counter,
     failed: Counter,
+    /// The last minute of calls, for the status page.
+    calls: CallWindow,
 }
 
 impl std::fmt::Debug for Backend {
@@ -276,6 +278,7 @@ impl Backend {
             latency: telemetry.histogram(names::BACKEND_LATENCY, &labels),
             succeeded: telemetry.counter(names::BACKEND_OUTCOME, &ok_labels),
             failed: telemetry.counter(names::BACKEND_OUTCOME, &failed_labels),
+            calls: CallWindow::new(),
             endpoint,
             request_headers: request_headers(&settings),
             settings,
@@ -287,14 +290,21 @@ impl Backend {
         &self.endpoint
     }
 
+    /// The last minute of this backend's calls.
+    pub fn calls(&self) -> &CallWindow {
+        &self.calls
+    }
+
     /// Sends one encoded `Export*ServiceRequest` and waits for the backend's
     /// answer, at most until `deadline` (the exporter's bound on one attempt
     /// of the whole request) as well as the call's own `timeout`. A partial
-    /// success reported by the backend is passed on.
+    /// success reported by the backend is passed on. `items` (the items in
+    /// `body`) is counted in the backend's [`CallWindow`].
     pub async fn export(
         &self,
         signal: Signal,
         body: Bytes,
+        items: u64,
         deadline: Option<tokio::time::Instant>,
     ) -> Result<Ack, BackendError> {
         let started = Instant::now();
@@ -312,8 +322,9 @@ impl Backend {
                     })
                 }),
         };
-        self.latency
-            .record(started.elapsed().as_secs_f64() * 1000.0);
+        let elapsed = started.elapsed();
+        self.latency.record(elapsed.as_secs_f64() * 1000.0);
+        self.calls.record(result.is_ok(), items, elapsed);
         match &result {
             Ok(_) => self.succeeded.increment(1),
             Err(_) => self.failed.increment(1),

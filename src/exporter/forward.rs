@@ -168,7 +168,7 @@ impl Forwarder {
             let deadline = self.attempt_timeout.map(|t| Instant::now() + t);
             let attempts = pending.iter().map(|part| {
                 let backend = pool.backend(part.backend).cloned();
-                let body = part.request.clone();
+                let (body, items) = (part.request.clone(), part.items);
                 async move {
                     let Some(backend) = backend else {
                         return Err(BackendError {
@@ -178,7 +178,7 @@ impl Forwarder {
                             retry_after: None,
                         });
                     };
-                    backend.export(signal, body, deadline).await
+                    backend.export(signal, body, items, deadline).await
                 }
             });
             let results = futures::future::join_all(attempts).await;

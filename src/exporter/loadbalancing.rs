@@ -38,6 +38,7 @@ impl LoadBalancingExporterConfig {
             cx.telemetry.clone(),
         );
         let resolutions = Resolutions::new(cx.telemetry, name, resolver.name());
+        pool.share_resolutions(resolutions.clone());
         let resolution = discovery::resolve(resolver, resolutions)
             .await
             .map_err(|e| cx.error(e))?;
@@ -47,10 +48,9 @@ impl LoadBalancingExporterConfig {
         cx.tasks.background.push(following);
 
         let splitters = PerSignal::from_fn(|signal| {
-            signals.contains(&signal).then(|| {
-                let key = KeySpec::new(self.routing_key_for(signal), &self.routing_attributes);
-                Splitter::new(signal, key)
-            })
+            signals
+                .contains(&signal)
+                .then(|| Splitter::new(signal, self.key_spec(signal)))
         });
         let forwarder = Forwarder::new(
             name,
@@ -65,5 +65,11 @@ impl LoadBalancingExporterConfig {
             pool: Some(pool),
             debug: None,
         })
+    }
+
+    /// The key a pipeline of `signal` splits by, with its attribute names:
+    /// what the splitter (and the status page's `/route`) is built from.
+    pub fn key_spec(&self, signal: Signal) -> KeySpec {
+        KeySpec::new(self.routing_key_for(signal), &self.routing_attributes)
     }
 }

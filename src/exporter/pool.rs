@@ -12,7 +12,11 @@
 //! letting removed backends close when the last request holding them
 //! finishes.
 
-use std::{collections::BTreeSet, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeSet,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use arc_swap::ArcSwap;
 use futures::{FutureExt, StreamExt};
@@ -22,7 +26,7 @@ use tokio::task::JoinHandle;
 use super::backend::{Backend, ClientSettings};
 use crate::{
     config::endpoint::Endpoint,
-    discovery::{Update, Updates},
+    discovery::{Resolutions, Update, Updates},
     routing::Ring,
     telemetry::{Telemetry, metrics::names},
 };
@@ -64,6 +68,10 @@ impl Pool {
 pub struct PoolHandle {
     current: ArcSwap<Pool>,
     exporter: String,
+    resolver: String,
+    /// The resolver's resolutions, when the exporter shares them (for the
+    /// status page).
+    resolutions: OnceLock<Resolutions>,
     settings: Arc<ClientSettings>,
     telemetry: Arc<Telemetry>,
     vnodes: usize,
@@ -88,12 +96,30 @@ impl PoolHandle {
                 backends: Vec::new(),
             }),
             exporter: exporter.to_string(),
+            resolver: resolver.to_string(),
+            resolutions: OnceLock::new(),
             settings,
             num_backends: telemetry.gauge(names::NUM_BACKENDS, &labels),
             updates: telemetry.counter(names::NUM_BACKEND_UPDATES, &labels),
             telemetry,
             vnodes,
         })
+    }
+
+    /// The resolver kind (`static`, `dns`, `k8s`).
+    pub fn resolver(&self) -> &str {
+        &self.resolver
+    }
+
+    /// Keeps a clone of the resolver's [`Resolutions`], so that readers of
+    /// the pool see when it last resolved. Only the first call counts.
+    pub fn share_resolutions(&self, resolutions: Resolutions) {
+        let _ = self.resolutions.set(resolutions);
+    }
+
+    /// The resolver's resolutions, if shared.
+    pub fn resolutions(&self) -> Option<&Resolutions> {
+        self.resolutions.get()
     }
 
     /// The current snapshot (one atomic load, no lock).

@@ -128,6 +128,25 @@ impl Ring {
         Some(self.owners[i] as usize)
     }
 
+    /// The fraction of the hash space each endpoint owns, index for index
+    /// with [`Ring::endpoints`]; they sum to 1 (an empty ring has none).
+    /// A position owns the hashes after the previous position up to itself.
+    pub fn shares(&self) -> Vec<f64> {
+        let mut owned = vec![0u128; self.endpoints.len()];
+        if let [only] = &mut owned[..] {
+            *only = 1 << 64;
+        } else if let Some(&last) = self.positions.last() {
+            let mut previous = last;
+            for (&position, &owner) in self.positions.iter().zip(&self.owners) {
+                // The first position's arc wraps around from the last one.
+                owned[owner as usize] += u128::from(position.wrapping_sub(previous));
+                previous = position;
+            }
+        }
+        let space = (1u128 << 64) as f64;
+        owned.into_iter().map(|o| o as f64 / space).collect()
+    }
+
     /// The endpoint that owns `key`, hashing it with [`key_hash`].
     pub fn owner(&self, key: &[u8]) -> Option<&Arc<str>> {
         self.lookup(key_hash(key)).map(|i| &self.endpoints[i])
@@ -261,6 +280,20 @@ mod tests {
                 (share - ideal).abs() < ideal * 0.25,
                 "moved {share}, ideal {ideal}"
             );
+        }
+    }
+
+    #[test]
+    fn shares_sum_to_one_and_match_the_lookups() {
+        assert!(Ring::empty().shares().is_empty());
+        assert_eq!(Ring::new(["a:1"], 10).shares(), [1.0]);
+        let ring = Ring::new(endpoints(5), 200);
+        let shares = ring.shares();
+        assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        let counts = loads(&ring, 200_000);
+        for (share, count) in shares.iter().zip(counts) {
+            let seen = count as f64 / 200_000.0;
+            assert!((share - seen).abs() < 0.01, "share {share}, keys {seen}");
         }
     }
 
