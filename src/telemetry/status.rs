@@ -51,8 +51,8 @@ use crate::{
         resource::v1::Resource,
         trace::v1::{ResourceSpans, ScopeSpans, Span},
     },
-    signal::Signal,
     routing::RoutingKey,
+    signal::Signal,
     wire::Splitter,
 };
 
