@@ -14,14 +14,14 @@
 //!
 //! The key texts:
 //! - `traceID`: the 16 raw trace id bytes.
-//! - `service`: the resource's `service.name` value as [`render_any`] renders
+//! - `service`: the resource's `service.name` value as `render_any` renders
 //!   it (empty when missing).
-//! - `resource`: [`canonical_attrs`] of the resource attributes.
+//! - `resource`: `canonical_attrs` of the resource attributes.
 //! - `metric`: the metric name.
-//! - `streamID`: the metric identity ([`stream_prefix`]: a digest of the
+//! - `streamID`: the metric identity (`stream_prefix`: a digest of the
 //!   resource identity, the scope name and version and the metric name)
-//!   followed by [`canonical_attrs`] of the point attributes.
-//! - `attributes`: [`attribute_entry`] `name=value|` for each configured name,
+//!   followed by `canonical_attrs` of the point attributes.
+//! - `attributes`: `attribute_entry` `name=value|` for each configured name,
 //!   in configuration order (`name=|` when missing).
 //!
 //! What this module must never do: walk a request. Finding the fields is the

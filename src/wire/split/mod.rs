@@ -1,10 +1,10 @@
 //! The request splitter: one OTLP request in, one request per backend out.
 //!
-//! It scans the wire format once ([`scan`]), finds every routing unit (a
+//! It scans the wire format once (`scan`), finds every routing unit (a
 //! span, data point or log record, or a whole metric or resource for coarser
 //! keys), computes its key text ([`crate::routing::key`]), asks the caller's
 //! `route` for a backend, and records the unit's byte range. It then writes
-//! each backend's request ([`assemble`]) in one allocation of exactly the
+//! each backend's request (`assemble`) in one allocation of exactly the
 //! right size, copying byte ranges of the original.
 //!
 //! It must never decode or re-encode an item: spans, data points, log records
