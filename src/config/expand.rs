@@ -48,7 +48,7 @@ fn expand_line(
                 ));
             };
             let reference = &a[..close];
-            out.push_str(&resolve(reference, lookup).map_err(error)?);
+            out.push_str(&resolve(reference, lookup).map_err(|e| error(e.to_string()))?);
             rest = &a[close + 1..];
         } else {
             out.push('$');
@@ -59,8 +59,24 @@ fn expand_line(
     Ok(())
 }
 
+/// Why one `${...}` could not be expanded.
+#[derive(Debug, thiserror::Error)]
+enum ReferenceError {
+    /// A provider other than `env` (`${file:...}`, `${http:...}`).
+    #[error(
+        "\"${{{reference}}}\": config provider \"{scheme}\" is not supported by otlp-lb (only env)"
+    )]
+    Provider { reference: String, scheme: String },
+    /// Not an environment variable name.
+    #[error("\"${{{reference}}}\": \"{name}\" is not a valid environment variable name")]
+    Name { reference: String, name: String },
+}
+
 /// Resolves the inside of one `${...}`.
-fn resolve(reference: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
+fn resolve(
+    reference: &str,
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<String, ReferenceError> {
     let body = match reference.strip_prefix("env:") {
         Some(body) => body,
         None => {
@@ -68,10 +84,10 @@ fn resolve(reference: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<
                 && !tail.starts_with('-')
                 && is_scheme(scheme)
             {
-                return Err(format!(
-                    "\"${{{reference}}}\": config provider \"{scheme}\" is not supported by \
-                     otlp-lb (only env)"
-                ));
+                return Err(ReferenceError::Provider {
+                    reference: reference.to_owned(),
+                    scheme: scheme.to_owned(),
+                });
             }
             reference
         }
@@ -81,9 +97,10 @@ fn resolve(reference: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<
         None => (body, None),
     };
     if !is_env_name(name) {
-        return Err(format!(
-            "\"${{{reference}}}\": \"{name}\" is not a valid environment variable name"
-        ));
+        return Err(ReferenceError::Name {
+            reference: reference.to_owned(),
+            name: name.to_owned(),
+        });
     }
     let value = lookup(name).unwrap_or_default();
     Ok(match default {

@@ -253,8 +253,8 @@ impl Status {
         let mut params = BTreeMap::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let name = percent_decode(name).map_err(bad)?;
-            let value = percent_decode(value).map_err(bad)?;
+            let name = percent_decode(name)?;
+            let value = percent_decode(value)?;
             let known = name == "exporter" || name == "signal";
             if !known && !KEY_PARAMS.iter().any(|(p, _)| *p == name) {
                 return Err(bad(format!(
@@ -327,7 +327,7 @@ impl Status {
                     keys.join(", ")
                 ))
             })?;
-        let probe = probe(splitter.signal(), &splitter.key().key, value).map_err(bad)?;
+        let probe = probe(splitter.signal(), &splitter.key().key, value)?;
         let pool = exporter.pool.load();
         if pool.is_empty() {
             return Err(RouteError::Unavailable(format!(
@@ -434,7 +434,7 @@ impl Watched {
 
 /// A one-item request of `signal` that carries `value` as its `key`, for
 /// the exporter's splitter to route.
-fn probe(signal: Signal, key: &RoutingKey, value: &str) -> Result<Bytes, String> {
+fn probe(signal: Signal, key: &RoutingKey, value: &str) -> Result<Bytes, RouteError> {
     let trace_id = match key {
         RoutingKey::TraceId => parse_trace_id(value)?,
         // Any valid id: only the resource or the metric decides.
@@ -509,9 +509,13 @@ fn probe(signal: Signal, key: &RoutingKey, value: &str) -> Result<Bytes, String>
 }
 
 /// 32 hex digits (either case) as 16 bytes.
-fn parse_trace_id(text: &str) -> Result<Vec<u8>, String> {
+fn parse_trace_id(text: &str) -> Result<Vec<u8>, RouteError> {
     let digits = text.as_bytes();
-    let bad = || format!("trace_id must be 32 hex digits (16 bytes), got \"{text}\"");
+    let bad = || {
+        RouteError::BadRequest(format!(
+            "trace_id must be 32 hex digits (16 bytes), got \"{text}\""
+        ))
+    };
     if digits.len() != 32 {
         return Err(bad());
     }
@@ -529,8 +533,8 @@ fn parse_trace_id(text: &str) -> Result<Vec<u8>, String> {
 
 /// Decodes a query component: `+` is a space, `%XX` a byte; the result
 /// must be UTF-8.
-fn percent_decode(text: &str) -> Result<String, String> {
-    let bad = || format!("malformed percent-encoding in \"{text}\"");
+fn percent_decode(text: &str) -> Result<String, RouteError> {
+    let bad = || RouteError::BadRequest(format!("malformed percent-encoding in \"{text}\""));
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -43,7 +43,9 @@ NAMESPACE = "observability"
 CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
 # The component type names the binary accepts today; the templates spell them
 # only in the "otlp-lb.components" helper.
-COMPONENT_NAMES = ["loadbalancing", "otlphttp", "tail_sampling", "cumulativetodelta", "health_check"]
+COMPONENT_NAMES = ["load_balancing", "otlp_grpc", "otlp_http", "tail_sampling", "cumulative_to_delta", "health_check"]
+# The config type of each `agents.exporter.type` value.
+EXPORTER_TYPES = {"otlp": "otlp_grpc", "otlphttp": "otlp_http", "debug": "debug"}
 
 failures: list[str] = []
 
@@ -237,7 +239,7 @@ def check_agents(label: str, r: Rendered, values: dict) -> None:
         return
     for signal in ("traces", "metrics", "logs"):
         pool = values.get("pools", {}).get(signal, {})
-        exporter = proxy["exporters"].get(f"loadbalancing/{signal}")
+        exporter = proxy["exporters"].get(f"load_balancing/{signal}")
         if pool.get("enabled", True) is False:
             check(exporter is None and signal not in proxy["service"]["pipelines"], f"{label}: {signal} pool disabled")
             continue
@@ -267,8 +269,8 @@ def check_agents(label: str, r: Rendered, values: dict) -> None:
         if "traces" in pipes and agents.get("tailSampling", {}).get("enabled", True):
             check(pipes["traces"].get("processors") == ["tail_sampling"], f"{label}: tail_sampling on traces")
         if "metrics" in pipes and agents.get("cumulativeToDelta", {}).get("enabled", True):
-            check(pipes["metrics"].get("processors") == ["cumulativetodelta"], f"{label}: cumulativetodelta on metrics")
-        exporter = agents.get("exporter", {}).get("type", "debug")
+            check(pipes["metrics"].get("processors") == ["cumulative_to_delta"], f"{label}: cumulative_to_delta on metrics")
+        exporter = EXPORTER_TYPES[agents.get("exporter", {}).get("type", "debug")]
         check(list(cfg["exporters"]) == [exporter], f"{label}: agents export with {exporter}")
         spec = sts["spec"]["template"]["spec"]
         check(spec.get("automountServiceAccountToken") is False, f"{label}: agents mount no API token")
@@ -285,9 +287,9 @@ def check_tls(label: str, r: Rendered, values: dict) -> None:
             spec = w["spec"]["template"]["spec"]
             cfg = r.config(name)
             tls_blocks = [
-                (e.get("protocol", {}).get("otlp", {}) if t.startswith("loadbalancing") else e).get("tls")
+                (e.get("protocol", {}).get("otlp", {}) if t.startswith("load_balancing") else e).get("tls")
                 for t, e in cfg["exporters"].items()
-                if t.split("/")[0] in ("loadbalancing", "otlp")
+                if t.split("/")[0] in ("load_balancing", "otlp_grpc")
             ]
             if not tls.get("enabled"):
                 check(all(b == {"insecure": True} for b in tls_blocks), f"{label}: {name}: plaintext without {what}.tls")

@@ -1,17 +1,17 @@
 {{/*
 Names, labels, and the one place that spells the config's component type
-names. The binary accepts the collector's names (`loadbalancing`, `otlp`,
-...); when it also accepts the new lower_snake_case ones (`load_balancing`,
-`otlp_grpc`, `otlp_http`), switching is an edit of "otlp-lb.components" only.
+names: the collector's current lower_snake_case names (`load_balancing`,
+`otlp_grpc`, `otlp_http`, `cumulative_to_delta`), keyed by the names values
+use (`agents.exporter.type: otlp`).
 */}}
 
 {{- define "otlp-lb.components" -}}
-loadbalancing: loadbalancing
-otlp: otlp
-otlphttp: otlphttp
+loadbalancing: load_balancing
+otlp: otlp_grpc
+otlphttp: otlp_http
 debug: debug
 tail_sampling: tail_sampling
-cumulativetodelta: cumulativetodelta
+cumulativetodelta: cumulative_to_delta
 health_check: health_check
 receiver: otlp
 {{- end }}
