@@ -84,6 +84,7 @@ pub struct Running {
     /// Backend pools by exporter id.
     pub pools: BTreeMap<String, Arc<PoolHandle>>,
     health_state: Health,
+    drain_delay: Duration,
     stop: watch::Sender<bool>,
     servers: JoinSet<Result<(), ServeError>>,
     admin: JoinSet<Result<(), ServeError>>,
@@ -134,6 +135,7 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
         });
     }
     let mut health_addr = None;
+    let mut drain_delay = Duration::ZERO;
     let mut status_page = None;
     for id in &config.service.extensions {
         if let Some(ExtensionConfig::Status(sc)) = config.extensions.get(id) {
@@ -148,6 +150,7 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
             let addr = local(&listener)?;
             health_addr = Some(addr);
             tracing::info!(extension = %id, %addr, "serving health checks");
+            drain_delay = drain_delay.max(hc.drain_delay);
             let (h, path, done) = (health_state.clone(), hc.path.clone(), until_stopped());
             admin.spawn(async move {
                 health::serve(listener, path, h, done)
@@ -248,6 +251,7 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
         health_state,
+        drain_delay,
         stop,
         servers,
         admin,
@@ -257,9 +261,16 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
 }
 
 impl Running {
-    /// Stops accepting, finishes in-flight requests, drains queues, and stops.
+    /// Turns health to 503, keeps accepting for the health check's
+    /// `drain_delay` (so whatever routes by health stops sending first),
+    /// then stops accepting, finishes in-flight requests, drains queues, and
+    /// stops.
     pub async fn stop(mut self) -> Result<(), ServiceError> {
         self.health_state.set(State::Draining);
+        if !self.drain_delay.is_zero() {
+            tracing::info!(delay = ?self.drain_delay, "health is 503; still accepting until the drain delay ends");
+            tokio::time::sleep(self.drain_delay).await;
+        }
         let _ = self.stop.send(true);
         let mut first_error = None;
         while let Some(result) = self.servers.join_next().await {

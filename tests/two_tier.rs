@@ -120,7 +120,7 @@ processors:
   cumulativetodelta: {{}}
 exporters:
   otlp: {{ endpoint: "{sink}", tls: {{ insecure: true }}, compression: none }}
-extensions: {{ health_check: {{ endpoint: "127.0.0.1:0" }} }}
+extensions: {{ health_check: {{ endpoint: "127.0.0.1:0", drain_delay: 200ms }} }}
 service:
   extensions: [health_check]
   telemetry: {{ metrics: {{ level: none }}, logs: {{ encoding: json }} }}
@@ -149,7 +149,7 @@ exporters:
     routing_key: streamID
     protocol: {{ otlp: {{ tls: {{ insecure: true }}, compression: none }} }}
     resolver: {{ static: {{ hostnames: [{hosts}] }} }}
-extensions: {{ health_check: {{ endpoint: "127.0.0.1:0" }} }}
+extensions: {{ health_check: {{ endpoint: "127.0.0.1:0", drain_delay: 200ms }} }}
 service:
   extensions: [health_check]
   telemetry: {{ metrics: {{ level: none }}, logs: {{ encoding: json }} }}

@@ -58,6 +58,12 @@ pub struct HealthCheckConfig {
     pub endpoint: String,
     /// URL path answered. Default `/`.
     pub path: String,
+    /// otlp-lb extension: on SIGTERM, how long health answers 503 while the
+    /// receivers still accept new connections, so that a load balancer or a
+    /// Kubernetes Service watching health stops sending before the ports
+    /// close. Default 2s; `0s` closes at once.
+    #[serde(deserialize_with = "crate::config::duration::deserialize")]
+    pub drain_delay: std::time::Duration,
     /// Not supported by otlp-lb.
     pub check_collector_pipeline: Unsupported,
     /// Not supported by otlp-lb.
@@ -71,6 +77,7 @@ impl Default for HealthCheckConfig {
         HealthCheckConfig {
             endpoint: "0.0.0.0:13133".into(),
             path: "/".into(),
+            drain_delay: std::time::Duration::from_secs(2),
             check_collector_pipeline: Unsupported,
             response_body: Unsupported,
             tls: Unsupported,
