@@ -1,5 +1,9 @@
 //! `${env:VAR}`, `${VAR}` and `${env:VAR:-default}` references, expanded in
-//! the raw text before it is parsed, as the collector's env provider does.
+//! the raw text before it is parsed, as the collector's env provider does;
+//! `${file:PATH}`, as the collector's file provider, for a value kept in a
+//! file (a mounted secret): the file's text, without its final line break.
+//! Only one-line files can be inserted this way (a token, a password), and
+//! they are read once, at load.
 //!
 //! `$$` is a literal `$`; any other `$` is left alone. An unset variable
 //! expands to the empty string, like the collector; `:-default` applies when
@@ -61,6 +65,9 @@ fn expand_line(
 
 /// Resolves the inside of one `${...}`.
 fn resolve(reference: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    if let Some(path) = reference.strip_prefix("file:") {
+        return read_file(path);
+    }
     let body = match reference.strip_prefix("env:") {
         Some(body) => body,
         None => {
@@ -70,7 +77,7 @@ fn resolve(reference: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<
             {
                 return Err(format!(
                     "\"${{{reference}}}\": config provider \"{scheme}\" is not supported by \
-                     otlp-lb (only env)"
+                     otlp-lb (only env and file)"
                 ));
             }
             reference
@@ -90,6 +97,24 @@ fn resolve(reference: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<
         Some(default) if value.is_empty() => default.to_owned(),
         _ => value,
     })
+}
+
+/// The text of the file at `path` for `${file:PATH}`, without its final
+/// line break. The content is never put in an error: it may be a secret.
+fn read_file(path: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("\"${{file:{path}}}\": cannot read the file: {e}"))?;
+    let text = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
+    if text.contains(['\n', '\r']) {
+        return Err(format!(
+            "\"${{file:{path}}}\": the file holds more than one line; otlp-lb inserts \
+             one-line values only"
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 fn is_env_name(name: &str) -> bool {
@@ -122,6 +147,26 @@ mod tests {
 
     fn run(text: &str) -> Result<String, ConfigError> {
         expand(text, env)
+    }
+
+    #[test]
+    fn file_references_insert_a_one_line_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "s3cret\n").unwrap();
+        let text = format!("a: \"Bearer ${{file:{}}}\"\n", token.display());
+        assert_eq!(run(&text).unwrap(), "a: \"Bearer s3cret\"\n");
+        std::fs::write(&token, "one\ntwo\n").unwrap();
+        let err = run(&text).unwrap_err().to_string();
+        assert!(err.contains("more than one line"), "{err}");
+        assert!(!err.contains("one\ntwo") && !err.contains("two"), "{err}");
+        let missing = format!("a: ${{file:{}/none}}\n", dir.path().display());
+        assert!(
+            run(&missing)
+                .unwrap_err()
+                .to_string()
+                .contains("cannot read")
+        );
     }
 
     #[test]
@@ -171,11 +216,11 @@ mod tests {
             e.to_string(),
             "line 2: unterminated \"${\" (a literal $ is written $$)"
         );
-        let e = run("a: ${file:/etc/x}").unwrap_err();
+        let e = run("a: ${http://x}").unwrap_err();
         assert_eq!(
             e.message,
-            "line 1: \"${file:/etc/x}\": config provider \"file\" is not supported by otlp-lb \
-             (only env)"
+            "line 1: \"${http://x}\": config provider \"http\" is not supported by otlp-lb \
+             (only env and file)"
         );
         let e = run("a: ${1BAD}").unwrap_err();
         assert_eq!(
