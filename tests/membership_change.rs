@@ -103,7 +103,11 @@ async fn send_until(forwarder: Arc<Forwarder>, sender: u64, stop: Arc<AtomicBool
     let mut sent = 0u64;
     while !stop.load(Ordering::SeqCst) {
         let ack = forwarder
-            .deliver(Signal::Traces, request((sender << 32) | sent), Metadata::NONE)
+            .deliver(
+                Signal::Traces,
+                request((sender << 32) | sent),
+                Metadata::NONE,
+            )
             .await
             .unwrap_or_else(|e| panic!("sender {sender}, request {sent} failed: {e}"));
         assert_eq!(ack.rejected, 0, "{}", ack.message);
