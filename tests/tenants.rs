@@ -233,10 +233,13 @@ async fn tenants_never_share_a_backend_call_when_parts_are_retried() {
     tenants_case("zstd", "", 4).await;
 }
 
+/// Per OTLP/HTTP POST: its `x-scope-orgid` values and its spans.
+type HttpCalls = Arc<Mutex<Vec<(Vec<String>, Vec<SpanKey>)>>>;
+
 /// Records the `x-scope-orgid` and the spans of every OTLP/HTTP POST.
-async fn http_recorder() -> (SocketAddr, Arc<Mutex<Vec<(Vec<String>, Vec<SpanKey>)>>>) {
+async fn http_recorder() -> (SocketAddr, HttpCalls) {
     use axum::{Router, http::HeaderMap, routing::post};
-    let calls: Arc<Mutex<Vec<(Vec<String>, Vec<SpanKey>)>>> = Arc::default();
+    let calls: HttpCalls = Arc::default();
     let recorded = calls.clone();
     let app = Router::new().route(
         "/v1/traces",
