@@ -183,6 +183,24 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
 
     let mut built = pipeline::build(&config, &telemetry).await?;
     let authenticators = bearer::start_all(&config, &mut built.tasks)?;
+    let keeps_metadata = config.receivers.values().any(|r| {
+        let ReceiverConfig::Otlp(otlp) = r;
+        otlp.protocols
+            .grpc
+            .as_ref()
+            .is_some_and(|g| g.include_metadata)
+            || otlp
+                .protocols
+                .http
+                .as_ref()
+                .is_some_and(|h| h.include_metadata)
+    });
+    if !config.metadata_keys().is_empty() && !keeps_metadata {
+        tracing::warn!(
+            "a headers_setter reads client headers (from_context), but no receiver has \
+             include_metadata: true; only its value and default_value settings apply"
+        );
+    }
     let new_receiver = |id: &ComponentId, consumers| {
         Arc::new(edges(
             &config,

@@ -36,6 +36,9 @@ type SpanKey = (Vec<u8>, Vec<u8>);
 
 const TENANT_HEADER: &str = "x-scope-orgid";
 
+/// A header every client sends that no `from_context` names.
+const OTHER_HEADER: &str = "x-client-only";
+
 /// The tenants that send, and what each sends as its header (`None`: no
 /// header, so `headers_setter`'s `default_value` applies).
 const TENANTS: [(&str, Option<&str>); 3] = [
@@ -125,6 +128,10 @@ async fn send_interleaved(grpc: SocketAddr, http: SocketAddr) -> BTreeMap<SpanKe
             for (i, r) in reqs.into_iter().enumerate() {
                 if i % 2 == 0 {
                     let mut request = tonic::Request::new(r);
+                    // Not named by any from_context: must not travel.
+                    request
+                        .metadata_mut()
+                        .insert(OTHER_HEADER, "client-only".parse().unwrap());
                     if let Some(h) = header {
                         request
                             .metadata_mut()
@@ -132,7 +139,10 @@ async fn send_interleaved(grpc: SocketAddr, http: SocketAddr) -> BTreeMap<SpanKe
                     }
                     client.export(request).await.unwrap();
                 } else {
-                    let mut headers = vec![("Content-Type", "application/x-protobuf")];
+                    let mut headers = vec![
+                        ("Content-Type", "application/x-protobuf"),
+                        (OTHER_HEADER, "client-only"),
+                    ];
                     if let Some(h) = header {
                         headers.push(("X-Scope-OrgID", h));
                     }
@@ -161,6 +171,10 @@ fn check_tenants(sinks: &[Sink], expected: &BTreeMap<SpanKey, String>) {
         for call in sink.snapshot().trace_calls {
             let tenants = call.values(TENANT_HEADER);
             assert_eq!(tenants.len(), 1, "a call carries one tenant: {tenants:?}");
+            assert!(
+                call.values(OTHER_HEADER).is_empty(),
+                "a client header no from_context names was forwarded"
+            );
             let tenant = &tenants[0];
             for span in &call.spans {
                 assert_eq!(
