@@ -5,11 +5,15 @@
 //! exporter, `config.build(&mut cx, next)` for a processor. The pipeline only
 //! wires what they return; it never copies a config field.
 
-use std::{fmt, sync::Arc};
+use std::{collections::BTreeMap, fmt, sync::Arc};
 
 use tokio::task::JoinHandle;
 
-use crate::{config::ComponentId, telemetry::Telemetry};
+use crate::{
+    auth::HeadersSetter,
+    config::{ComponentId, auth::AuthConfig, extensions::ExtensionConfig},
+    telemetry::Telemetry,
+};
 
 /// Why a component could not be built from its config.
 #[derive(Debug, thiserror::Error)]
@@ -50,11 +54,34 @@ pub struct BuildContext<'a> {
     pub telemetry: &'a Arc<Telemetry>,
     /// Where the component puts the tasks it starts.
     pub tasks: &'a mut Tasks,
+    /// The configured extensions, for the authenticators components name.
+    pub extensions: &'a BTreeMap<ComponentId, ExtensionConfig>,
 }
 
 impl BuildContext<'_> {
     /// An error of this component.
     pub fn error(&self, message: impl fmt::Display) -> BuildError {
         BuildError::new(self.id, message)
+    }
+
+    /// The `headers_setter` an exporter's `auth` names (`key` is the config
+    /// key, for errors), or `None` without `auth`.
+    pub fn headers_setter(
+        &self,
+        key: &str,
+        auth: Option<&AuthConfig>,
+    ) -> Result<Option<Arc<HeadersSetter>>, BuildError> {
+        let Some(auth) = auth else {
+            return Ok(None);
+        };
+        match self.extensions.get(&auth.authenticator) {
+            Some(ExtensionConfig::HeadersSetter(config)) => HeadersSetter::from_config(config)
+                .map(|s| Some(Arc::new(s)))
+                .map_err(|e| self.error(format!("{key}: extension {}: {e}", auth.authenticator))),
+            _ => Err(self.error(format!(
+                "{key}.authenticator: \"{}\" is not a headers_setter extension",
+                auth.authenticator
+            ))),
+        }
     }
 }

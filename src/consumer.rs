@@ -3,7 +3,12 @@
 //! Receivers hand each request to a [`Consumer`]; processors are consumers that
 //! hold a downstream consumer; exporters are the last consumers. A request is a
 //! [`Bytes`] holding the protobuf encoding of the signal's `Export*ServiceRequest`,
-//! so a stage that only routes never has to decode it.
+//! so a stage that only routes never has to decode it. Next to it travels the
+//! request's [`Metadata`] (the client headers a receiver with
+//! `include_metadata` kept): a stage passes it on with the data of that one
+//! request and never merges two requests' metadata, so what one tenant sent
+//! never goes out under another's headers. Without metadata it is a null
+//! pointer: nothing is allocated.
 //!
 //! The returned future resolves only when every item the stage accepted has
 //! been delivered downstream (or, for a stateful processor, taken into its
@@ -13,6 +18,7 @@ use std::{future::Future, pin::Pin, sync::Arc};
 
 use bytes::Bytes;
 
+pub use crate::auth::Metadata;
 use crate::{signal::Signal, wire};
 
 /// What a consumer accepted. `rejected` items were dropped for a reason the
@@ -77,8 +83,9 @@ pub type CountedFuture<'a> =
 
 /// A pipeline stage that takes OTLP requests of one or more signals.
 pub trait Consumer: Send + Sync + 'static {
-    /// Takes one request (the encoded `Export*ServiceRequest` of `signal`).
-    fn consume(&self, signal: Signal, request: Bytes) -> ConsumeFuture<'_>;
+    /// Takes one request (the encoded `Export*ServiceRequest` of `signal`)
+    /// with its client's metadata.
+    fn consume(&self, signal: Signal, request: Bytes, metadata: Metadata) -> ConsumeFuture<'_>;
 
     /// Counts the request's items, for the receiver's accepted and refused
     /// counters, and takes it unless it is malformed or empty.
@@ -86,12 +93,17 @@ pub trait Consumer: Send + Sync + 'static {
     /// The default counts with [`wire::count_items`] first. A stage that
     /// scans every item anyway (the load-balancing exporter's splitter)
     /// counts in that scan instead, so the request is read once.
-    fn count_and_consume(&self, signal: Signal, request: Bytes) -> CountedFuture<'_> {
+    fn count_and_consume(
+        &self,
+        signal: Signal,
+        request: Bytes,
+        metadata: Metadata,
+    ) -> CountedFuture<'_> {
         Box::pin(async move {
             match wire::count_items(signal, &request) {
                 Err(e) => (0, Err(malformed(signal, e))),
                 Ok(0) => (0, Ok(Ack::ok())),
-                Ok(items) => (items, self.consume(signal, request).await),
+                Ok(items) => (items, self.consume(signal, request, metadata).await),
             }
         })
     }
@@ -116,10 +128,12 @@ pub fn fan_out(mut consumers: Vec<Arc<dyn Consumer>>) -> Arc<dyn Consumer> {
 }
 
 impl Consumer for FanOut {
-    fn consume(&self, signal: Signal, request: Bytes) -> ConsumeFuture<'_> {
+    fn consume(&self, signal: Signal, request: Bytes, metadata: Metadata) -> ConsumeFuture<'_> {
         Box::pin(async move {
             let results = futures::future::join_all(
-                self.0.iter().map(|c| c.consume(signal, request.clone())),
+                self.0
+                    .iter()
+                    .map(|c| c.consume(signal, request.clone(), metadata.clone())),
             )
             .await;
             let mut ack = Ack::ok();

@@ -13,7 +13,10 @@
 //!
 //! - [`signal`] and [`consumer`]: the signal enum (and [`signal::PerSignal`])
 //!   and the one interface between stages; requests travel as encoded
-//!   protobuf [`bytes::Bytes`].
+//!   protobuf [`bytes::Bytes`], with the client metadata a receiver kept
+//!   ([`auth::Metadata`]) next to them.
+//! - [`auth`]: tenants and authentication at the edges: the metadata kept
+//!   with requests, `headers_setter`, the receivers' bearer token check.
 //! - [`component`]: what every component's `build` gets; each config type
 //!   builds its own running component.
 //! - [`receiver`]: OTLP/gRPC and OTLP/HTTP (protobuf and JSON) front ends.
@@ -37,6 +40,7 @@
 //!   from the vendored OTLP protos (JSON transcoding, processors, test oracle
 //!   and sinks; never the forwarding path).
 
+pub mod auth;
 pub mod codec;
 pub mod component;
 pub mod config;

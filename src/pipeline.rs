@@ -47,6 +47,7 @@ pub async fn build(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Pipeli
             id,
             telemetry,
             tasks: &mut built.tasks,
+            extensions: &config.extensions,
         };
         let exporter = exporter.build(&mut cx, &signals).await?;
         if let Some(pool) = exporter.pool {
@@ -81,6 +82,7 @@ pub async fn build(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Pipeli
                 id,
                 telemetry,
                 tasks: &mut built.tasks,
+                extensions: &config.extensions,
             };
             head = processor.build(&mut cx, head)?;
         }

@@ -11,11 +11,15 @@ use std::{collections::BTreeMap, future::Future, net::SocketAddr, sync::Arc, tim
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
 use crate::{
+    auth::{BearerTokenAuth, MetadataKeys, bearer},
     component::BuildError,
-    config::{ComponentId, Config, extensions::ExtensionConfig, receivers::ReceiverConfig},
+    config::{
+        ComponentId, Config, auth::AuthConfig, extensions::ExtensionConfig,
+        receivers::ReceiverConfig,
+    },
     exporter::{PoolHandle, debug::Debug},
     pipeline,
-    receiver::{self, Receiver},
+    receiver::{self, Edge, Receiver, Transport},
     signal::PerSignal,
     telemetry::{
         Telemetry,
@@ -180,7 +184,34 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
         }
     }
 
-    let built = pipeline::build(&config, &telemetry).await?;
+    let mut built = pipeline::build(&config, &telemetry).await?;
+    let authenticators = bearer::start_all(&config, &mut built.tasks)?;
+    let keeps_metadata = config.receivers.values().any(|r| {
+        let ReceiverConfig::Otlp(otlp) = r;
+        otlp.protocols
+            .grpc
+            .as_ref()
+            .is_some_and(|g| g.include_metadata)
+            || otlp
+                .protocols
+                .http
+                .as_ref()
+                .is_some_and(|h| h.include_metadata)
+    });
+    if !config.metadata_keys().is_empty() && !keeps_metadata {
+        tracing::warn!(
+            "a headers_setter reads client headers (from_context), but no receiver has \
+             include_metadata: true; only its value and default_value settings apply"
+        );
+    }
+    let new_receiver = |id: &ComponentId, consumers| {
+        Arc::new(edges(
+            &config,
+            id,
+            &authenticators,
+            Receiver::new(id.as_str(), consumers, &telemetry),
+        ))
+    };
     let status_addr = status_page.map(|(listener, addr)| {
         let page = Arc::new(Status::new(&config, &built.pools, telemetry.clone()));
         let done = until_stopped();
@@ -193,10 +224,7 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
     });
     let mut receivers: BTreeMap<ComponentId, Arc<Receiver>> = BTreeMap::new();
     for (id, consumers) in built.receivers {
-        receivers.insert(
-            id.clone(),
-            Arc::new(Receiver::new(id.as_str(), consumers, &telemetry)),
-        );
+        receivers.insert(id.clone(), new_receiver(&id, consumers));
     }
 
     let mut servers = JoinSet::new();
@@ -205,9 +233,7 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
         // A receiver no pipeline uses still listens, as in the collector.
         let receiver = receivers
             .entry(id.clone())
-            .or_insert_with(|| {
-                Arc::new(Receiver::new(id.as_str(), PerSignal::default(), &telemetry))
-            })
+            .or_insert_with(|| new_receiver(&id, PerSignal::default()))
             .clone();
         let addr = local(&listener)?;
         let done = until_stopped();
@@ -305,6 +331,43 @@ impl Running {
             None => Ok(()),
         }
     }
+}
+
+/// `receiver` with the edges its config asks for: the bearer token its
+/// `auth` names, and with `include_metadata` the client headers that
+/// `headers_setter` rules read.
+fn edges(
+    config: &Config,
+    id: &ComponentId,
+    authenticators: &BTreeMap<ComponentId, Arc<BearerTokenAuth>>,
+    receiver: Receiver,
+) -> Receiver {
+    let Some(ReceiverConfig::Otlp(otlp)) = config.receivers.get(id) else {
+        return receiver;
+    };
+    let keys = MetadataKeys::new(config.metadata_keys());
+    let edge = |auth: Option<&AuthConfig>, include_metadata: bool| Edge {
+        auth: auth.and_then(|a| authenticators.get(&a.authenticator).cloned()),
+        keep: if include_metadata {
+            keys.clone()
+        } else {
+            MetadataKeys::default()
+        },
+    };
+    let mut receiver = receiver;
+    if let Some(grpc) = &otlp.protocols.grpc {
+        receiver = receiver.with_edge(
+            Transport::Grpc,
+            edge(grpc.auth.as_ref(), grpc.include_metadata),
+        );
+    }
+    if let Some(http) = &otlp.protocols.http {
+        receiver = receiver.with_edge(
+            Transport::Http,
+            edge(http.auth.as_ref(), http.include_metadata),
+        );
+    }
+    receiver
 }
 
 /// Starts the service and runs it until `shutdown` resolves.

@@ -38,6 +38,7 @@ use bytes::Bytes;
 use futures::channel::mpsc::{UnboundedSender, unbounded};
 use otlp_lb::{
     config::{endpoint::Endpoint, exporters::RetryConfig},
+    consumer::Metadata,
     discovery::Update,
     exporter::{ClientSettings, Forwarder, PoolHandle, Routing, backend::Backend},
     routing::{Ring, RoutingKey, ring::DEFAULT_VNODES},
@@ -102,7 +103,11 @@ async fn send_until(forwarder: Arc<Forwarder>, sender: u64, stop: Arc<AtomicBool
     let mut sent = 0u64;
     while !stop.load(Ordering::SeqCst) {
         let ack = forwarder
-            .deliver(Signal::Traces, request((sender << 32) | sent))
+            .deliver(
+                Signal::Traces,
+                request((sender << 32) | sent),
+                Metadata::NONE,
+            )
             .await
             .unwrap_or_else(|e| panic!("sender {sender}, request {sent} failed: {e}"));
         assert_eq!(ack.rejected, 0, "{}", ack.message);
@@ -211,7 +216,7 @@ async fn traffic_survives_backends_coming_and_going() {
     let final_ring = Ring::new(last.iter().map(Endpoint::to_string), DEFAULT_VNODES);
     for i in 0..100u64 {
         let ack = forwarder
-            .deliver(Signal::Traces, request((99 << 32) | i))
+            .deliver(Signal::Traces, request((99 << 32) | i), Metadata::NONE)
             .await
             .unwrap();
         assert_eq!(ack.rejected, 0);
@@ -287,7 +292,10 @@ async fn a_backend_going_away_never_rejects_data() {
                 tokio::spawn(async move {
                     let mut ok = 0u64;
                     for _ in 0..200 {
-                        match backend.export(Signal::Traces, body.clone(), 1, None).await {
+                        match backend
+                            .export(Signal::Traces, body.clone(), 1, None, &Metadata::NONE)
+                            .await
+                        {
                             Ok(_) => ok += 1,
                             Err(e) => {
                                 assert!(e.retryable, "a refusal was final: {e}");

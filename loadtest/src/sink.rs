@@ -22,7 +22,7 @@ use std::{
 use anyhow::Context;
 use bytes::Bytes;
 use otlp_lb::{
-    consumer::{self, Ack, ConsumeError, ConsumeFuture, Consumer, CountedFuture},
+    consumer::{self, Ack, ConsumeError, ConsumeFuture, Consumer, CountedFuture, Metadata},
     receiver::{self, Receiver},
     signal::{PerSignal, Signal},
     telemetry::Telemetry,
@@ -140,11 +140,11 @@ impl Counting {
 }
 
 impl Consumer for Counting {
-    fn consume(&self, signal: Signal, request: Bytes) -> ConsumeFuture<'_> {
+    fn consume(&self, signal: Signal, request: Bytes, _: Metadata) -> ConsumeFuture<'_> {
         Box::pin(std::future::ready(self.count(signal, &request).1))
     }
 
-    fn count_and_consume(&self, signal: Signal, request: Bytes) -> CountedFuture<'_> {
+    fn count_and_consume(&self, signal: Signal, request: Bytes, _: Metadata) -> CountedFuture<'_> {
         Box::pin(std::future::ready(self.count(signal, &request)))
     }
 }
@@ -381,10 +381,10 @@ mod tests {
             seed: 1,
         };
         let reqs = workload::build(&shape);
-        a.consume(Signal::Traces, reqs[0].body.clone())
+        a.consume(Signal::Traces, reqs[0].body.clone(), Metadata::NONE)
             .await
             .unwrap();
-        b.consume(Signal::Traces, reqs[1].body.clone())
+        b.consume(Signal::Traces, reqs[1].body.clone(), Metadata::NONE)
             .await
             .unwrap();
         let sinks = Sinks {
@@ -396,7 +396,7 @@ mod tests {
         assert_eq!(stats.traces, 8);
         assert_eq!(stats.traces_on_several_sinks, 0);
         // The same trace on another sink breaks affinity.
-        b.consume(Signal::Traces, reqs[0].body.clone())
+        b.consume(Signal::Traces, reqs[0].body.clone(), Metadata::NONE)
             .await
             .unwrap();
         assert_eq!(sinks.stats().traces_on_several_sinks, 4);

@@ -1,5 +1,9 @@
 //! `${env:VAR}`, `${VAR}` and `${env:VAR:-default}` references, expanded in
-//! the raw text before it is parsed, as the collector's env provider does.
+//! the raw text before it is parsed, as the collector's env provider does;
+//! `${file:PATH}`, as the collector's file provider, for a value kept in a
+//! file (a mounted secret): the file's text, without its final line break.
+//! Only one-line files can be inserted this way (a token, a password), and
+//! they are read once, at load.
 //!
 //! `$$` is a literal `$`; any other `$` is left alone. An unset variable
 //! expands to the empty string, like the collector; `:-default` applies when
@@ -62,11 +66,22 @@ fn expand_line(
 /// Why one `${...}` could not be expanded.
 #[derive(Debug, thiserror::Error)]
 enum ReferenceError {
-    /// A provider other than `env` (`${file:...}`, `${http:...}`).
+    /// A provider other than `env` and `file` (`${http:...}`).
     #[error(
-        "\"${{{reference}}}\": config provider \"{scheme}\" is not supported by otlp-lb (only env)"
+        "\"${{{reference}}}\": config provider \"{scheme}\" is not supported by otlp-lb (only env and file)"
     )]
     Provider { reference: String, scheme: String },
+    /// `${file:PATH}` could not be read.
+    #[error("\"${{file:{path}}}\": cannot read the file: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// `${file:PATH}` holds more than one line.
+    #[error(
+        "\"${{file:{path}}}\": the file holds more than one line; otlp-lb inserts one-line values only"
+    )]
+    MultiLine { path: String },
     /// Not an environment variable name.
     #[error("\"${{{reference}}}\": \"{name}\" is not a valid environment variable name")]
     Name { reference: String, name: String },
@@ -77,6 +92,9 @@ fn resolve(
     reference: &str,
     lookup: &impl Fn(&str) -> Option<String>,
 ) -> Result<String, ReferenceError> {
+    if let Some(path) = reference.strip_prefix("file:") {
+        return read_file(path);
+    }
     let body = match reference.strip_prefix("env:") {
         Some(body) => body,
         None => {
@@ -109,6 +127,25 @@ fn resolve(
     })
 }
 
+/// The text of the file at `path` for `${file:PATH}`, without its final
+/// line break. The content is never put in an error: it may be a secret.
+fn read_file(path: &str) -> Result<String, ReferenceError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReferenceError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let text = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
+    if text.contains(['\n', '\r']) {
+        return Err(ReferenceError::MultiLine {
+            path: path.to_owned(),
+        });
+    }
+    Ok(text.to_owned())
+}
+
 fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
@@ -139,6 +176,26 @@ mod tests {
 
     fn run(text: &str) -> Result<String, ConfigError> {
         expand(text, env)
+    }
+
+    #[test]
+    fn file_references_insert_a_one_line_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "s3cret\n").unwrap();
+        let text = format!("a: \"Bearer ${{file:{}}}\"\n", token.display());
+        assert_eq!(run(&text).unwrap(), "a: \"Bearer s3cret\"\n");
+        std::fs::write(&token, "one\ntwo\n").unwrap();
+        let err = run(&text).unwrap_err().to_string();
+        assert!(err.contains("more than one line"), "{err}");
+        assert!(!err.contains("one\ntwo") && !err.contains("two"), "{err}");
+        let missing = format!("a: ${{file:{}/none}}\n", dir.path().display());
+        assert!(
+            run(&missing)
+                .unwrap_err()
+                .to_string()
+                .contains("cannot read")
+        );
     }
 
     #[test]
@@ -188,11 +245,11 @@ mod tests {
             e.to_string(),
             "line 2: unterminated \"${\" (a literal $ is written $$)"
         );
-        let e = run("a: ${file:/etc/x}").unwrap_err();
+        let e = run("a: ${http://x}").unwrap_err();
         assert_eq!(
             e.message,
-            "line 1: \"${file:/etc/x}\": config provider \"file\" is not supported by otlp-lb \
-             (only env)"
+            "line 1: \"${http://x}\": config provider \"http\" is not supported by otlp-lb \
+             (only env and file)"
         );
         let e = run("a: ${1BAD}").unwrap_err();
         assert_eq!(

@@ -1,8 +1,10 @@
-//! Extension settings: `health_check`, and `otlp_lb_status` (the operator's
-//! status page, otlp-lb's own).
+//! Extension settings: `health_check`, `otlp_lb_status` (the operator's
+//! status page, otlp-lb's own), and the authenticators `headers_setter` and
+//! `bearertokenauth` (their settings are in [`super::auth`]).
 
 use serde::{Deserialize, Deserializer};
 
+use super::auth::{BearerTokenAuthConfig, HeadersSetterConfig};
 use super::component::ComponentKind;
 use super::de::{Unsupported, null_as_default};
 use super::endpoint::Endpoint;
@@ -15,11 +17,20 @@ pub enum ExtensionConfig {
     HealthCheck(HealthCheckConfig),
     /// `otlp_lb_status`.
     Status(StatusConfig),
+    /// `headers_setter`: headers set on exporters' outgoing requests.
+    HeadersSetter(HeadersSetterConfig),
+    /// `bearertokenauth`: the token receivers require.
+    BearerTokenAuth(BearerTokenAuthConfig),
 }
 
 impl ComponentKind for ExtensionConfig {
     const KIND: &'static str = "extension";
-    const SUPPORTED: &'static [&'static str] = &["health_check", "otlp_lb_status"];
+    const SUPPORTED: &'static [&'static str] = &[
+        "health_check",
+        "otlp_lb_status",
+        "headers_setter",
+        "bearertokenauth",
+    ];
 
     fn deserialize_typed<'de, D: Deserializer<'de>>(
         type_name: &str,
@@ -28,6 +39,8 @@ impl ComponentKind for ExtensionConfig {
         match type_name {
             "health_check" => Some(null_as_default(de).map(ExtensionConfig::HealthCheck)),
             "otlp_lb_status" => Some(null_as_default(de).map(ExtensionConfig::Status)),
+            "headers_setter" => Some(null_as_default(de).map(ExtensionConfig::HeadersSetter)),
+            "bearertokenauth" => Some(null_as_default(de).map(ExtensionConfig::BearerTokenAuth)),
             _ => None,
         }
     }
@@ -38,14 +51,17 @@ impl ExtensionConfig {
         match self {
             ExtensionConfig::HealthCheck(h) => h.validate(path),
             ExtensionConfig::Status(s) => s.validate(path),
+            ExtensionConfig::HeadersSetter(h) => h.validate(path),
+            ExtensionConfig::BearerTokenAuth(b) => b.validate(path),
         }
     }
 
-    /// The listen address of the extension's server.
-    pub fn endpoint(&self) -> &str {
+    /// The listen address of the extension's server, if it has one.
+    pub fn endpoint(&self) -> Option<&str> {
         match self {
-            ExtensionConfig::HealthCheck(h) => &h.endpoint,
-            ExtensionConfig::Status(s) => &s.endpoint,
+            ExtensionConfig::HealthCheck(h) => Some(&h.endpoint),
+            ExtensionConfig::Status(s) => Some(&s.endpoint),
+            ExtensionConfig::HeadersSetter(_) | ExtensionConfig::BearerTokenAuth(_) => None,
         }
     }
 }

@@ -10,6 +10,7 @@
 //!
 //! This module only describes; it never opens a socket or starts a task.
 
+pub mod auth;
 mod component;
 mod de;
 pub mod duration;
@@ -143,7 +144,85 @@ impl Config {
             let path = format!("service.pipelines.{id}");
             self.validate_pipeline(&path, id, pipeline)?;
         }
+        self.validate_authenticators()?;
         self.validate_listen_addresses()
+    }
+
+    /// Every `auth.authenticator` names an extension of the right kind that
+    /// runs: a `bearertokenauth` on receivers, a `headers_setter` on
+    /// exporters, listed in `service.extensions` as the collector requires.
+    fn validate_authenticators(&self) -> Result<(), ConfigError> {
+        let mut uses: Vec<(String, &auth::AuthConfig, bool)> = Vec::new();
+        for (id, receiver) in &self.receivers {
+            let ReceiverConfig::Otlp(otlp) = receiver;
+            let path = format!("receivers.{id}.protocols");
+            if let Some(a) = otlp.protocols.grpc.as_ref().and_then(|g| g.auth.as_ref()) {
+                uses.push((format!("{path}.grpc.auth.authenticator"), a, true));
+            }
+            if let Some(a) = otlp.protocols.http.as_ref().and_then(|h| h.auth.as_ref()) {
+                uses.push((format!("{path}.http.auth.authenticator"), a, true));
+            }
+        }
+        for (id, exporter) in &self.exporters {
+            let (key, auth) = match exporter {
+                ExporterConfig::LoadBalancing(c) => ("protocol.otlp.auth", &c.protocol.otlp.auth),
+                ExporterConfig::Otlp(c) => ("auth", &c.auth),
+                ExporterConfig::OtlpHttp(c) => ("auth", &c.auth),
+                ExporterConfig::Debug(_) => continue,
+            };
+            if let Some(a) = auth {
+                uses.push((format!("exporters.{id}.{key}.authenticator"), a, false));
+            }
+        }
+        for (path, auth, server) in uses {
+            let id = &auth.authenticator;
+            let (want, other) = if server {
+                ("bearertokenauth", "a receiver")
+            } else {
+                ("headers_setter", "an exporter")
+            };
+            match (self.extensions.get(id), server) {
+                (None, _) => {
+                    return Err(ConfigError::new(
+                        path,
+                        format!("extension \"{id}\" is not configured under extensions"),
+                    ));
+                }
+                (Some(ExtensionConfig::BearerTokenAuth(_)), true)
+                | (Some(ExtensionConfig::HeadersSetter(_)), false) => {}
+                (Some(_), _) => {
+                    return Err(ConfigError::new(
+                        path,
+                        format!(
+                            "extension \"{id}\" cannot authenticate {other}; otlp-lb supports \
+                             {want} there"
+                        ),
+                    ));
+                }
+            }
+            if !self.service.extensions.contains(id) {
+                return Err(ConfigError::new(
+                    path,
+                    format!("extension \"{id}\" must also be listed in service.extensions"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The incoming header names that receivers with `include_metadata`
+    /// keep with each request: those the `headers_setter` extensions read
+    /// (`from_context`), lower case, sorted. Nothing else of a client's
+    /// headers travels with its data.
+    pub fn metadata_keys(&self) -> BTreeSet<String> {
+        self.extensions
+            .values()
+            .filter_map(|e| match e {
+                ExtensionConfig::HeadersSetter(h) => Some(h.context_keys()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
     }
 
     fn validate_pipeline(
@@ -241,11 +320,8 @@ impl Config {
             }
         }
         for id in &self.service.extensions {
-            if let Some(extension) = self.extensions.get(id) {
-                servers.push((
-                    format!("extensions.{id}.endpoint"),
-                    extension.endpoint().into(),
-                ));
+            if let Some(endpoint) = self.extensions.get(id).and_then(|e| e.endpoint()) {
+                servers.push((format!("extensions.{id}.endpoint"), endpoint.into()));
             }
         }
         if let Some(address) = self.metrics_address() {

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Deserializer};
 
+use super::auth::AuthConfig;
 use super::component::ComponentKind;
 use super::de::{Unsupported, null_as_default, present};
 use super::endpoint::Endpoint;
@@ -68,12 +69,14 @@ pub struct GrpcServerConfig {
     pub max_recv_msg_size_mib: u64,
     /// Not supported by otlp-lb: the receiver serves plain text.
     pub tls: Unsupported,
-    /// Not supported by otlp-lb.
-    pub auth: Unsupported,
+    /// Requires a credential of every request: `authenticator` names a
+    /// `bearertokenauth` extension. Default none.
+    pub auth: Option<AuthConfig>,
     /// Not supported by otlp-lb.
     pub keepalive: Unsupported,
-    /// Not supported by otlp-lb.
-    pub include_metadata: Unsupported,
+    /// Keep the request's gRPC metadata with it, for `headers_setter`'s
+    /// `from_context` (only the keys those name are kept). Default false.
+    pub include_metadata: bool,
     /// Not supported by otlp-lb.
     pub max_concurrent_streams: Unsupported,
     /// Not supported by otlp-lb.
@@ -90,9 +93,9 @@ impl Default for GrpcServerConfig {
             endpoint: "0.0.0.0:4317".into(),
             max_recv_msg_size_mib: 4,
             tls: Unsupported,
-            auth: Unsupported,
+            auth: None,
             keepalive: Unsupported,
-            include_metadata: Unsupported,
+            include_metadata: false,
             max_concurrent_streams: Unsupported,
             read_buffer_size: Unsupported,
             write_buffer_size: Unsupported,
@@ -120,10 +123,12 @@ pub struct HttpServerConfig {
     pub tls: Unsupported,
     /// Not supported by otlp-lb.
     pub cors: Unsupported,
-    /// Not supported by otlp-lb.
-    pub auth: Unsupported,
-    /// Not supported by otlp-lb.
-    pub include_metadata: Unsupported,
+    /// Requires a credential of every request: `authenticator` names a
+    /// `bearertokenauth` extension. Default none.
+    pub auth: Option<AuthConfig>,
+    /// Keep the request's HTTP headers with it, for `headers_setter`'s
+    /// `from_context` (only the keys those name are kept). Default false.
+    pub include_metadata: bool,
     /// Not supported by otlp-lb.
     pub response_headers: Unsupported,
     /// Not supported by otlp-lb: the paths are /v1/traces, /v1/metrics, /v1/logs.
@@ -141,8 +146,8 @@ impl Default for HttpServerConfig {
             max_request_body_size: 20 * 1024 * 1024,
             tls: Unsupported,
             cors: Unsupported,
-            auth: Unsupported,
-            include_metadata: Unsupported,
+            auth: None,
+            include_metadata: false,
             response_headers: Unsupported,
             traces_url_path: Unsupported,
             metrics_url_path: Unsupported,

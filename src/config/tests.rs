@@ -275,8 +275,8 @@ fn env_references_expand_before_parsing() {
     };
     assert_eq!(s.hostnames, ["10.1.2.3:4317"]);
     assert_eq!(
-        err("a: ${file:/x}").to_string(),
-        "line 1: \"${file:/x}\": config provider \"file\" is not supported by otlp-lb (only env)"
+        err("a: ${yaml:x}").to_string(),
+        "line 1: \"${yaml:x}\": config provider \"yaml\" is not supported by otlp-lb (only env and file)"
     );
 }
 
@@ -325,7 +325,7 @@ fn second_tier_exporters() {
     };
     assert_eq!(o.target().unwrap().to_string(), "backend:4317");
     assert_eq!(o.compression, Compression::Zstd);
-    assert_eq!(o.headers["x-key"], "v");
+    assert_eq!(o.headers["x-key"].expose(), "v");
     let Some(ExporterConfig::OtlpHttp(h)) = c.exporters.get(&id("otlphttp")) else {
         panic!("otlphttp missing");
     };
@@ -474,10 +474,6 @@ fn recognised_but_unimplemented_keys_are_refused() {
             "{protocol: {otlp: {tls: {insecure_skip_verify: true}}}, resolver: {static: {hostnames: [a]}}}",
             "exporters.loadbalancing.protocol.otlp.tls.insecure_skip_verify",
         ),
-        (
-            "{protocol: {otlp: {auth: {authenticator: x}}}, resolver: {static: {hostnames: [a]}}}",
-            "exporters.loadbalancing.protocol.otlp.auth",
-        ),
     ];
     for (exporter, path) in cases {
         assert_err(&lb(exporter), path, "not supported by otlp-lb");
@@ -496,16 +492,6 @@ fn recognised_but_unimplemented_keys_are_refused() {
     assert_err(
         &receiver("{grpc: {keepalive: {}}}"),
         "receivers.otlp.protocols.grpc.keepalive",
-        "not supported by otlp-lb",
-    );
-    assert_err(
-        &receiver("{grpc: {auth: {authenticator: x}}}"),
-        "receivers.otlp.protocols.grpc.auth",
-        "not supported by otlp-lb",
-    );
-    assert_err(
-        &receiver("{grpc: {include_metadata: true}}"),
-        "receivers.otlp.protocols.grpc.include_metadata",
         "not supported by otlp-lb",
     );
     assert_err(
@@ -1515,4 +1501,175 @@ fn metrics_levels_without_an_effect_are_refused() {
             "not supported by otlp-lb: it publishes one set of metrics",
         );
     }
+}
+
+/// A first tier with tenant passthrough and receiver authentication:
+/// `receivers.otlp` with `protocols` given, and `more` appended.
+fn tenants(protocols: &str, lb_auth: &str, more: &str) -> String {
+    format!(
+        "receivers: {{otlp: {{protocols: {protocols}}}}}\n\
+         exporters:\n  loadbalancing: {{protocol: {{otlp: {{auth: {lb_auth}}}}}, \
+         resolver: {{static: {{hostnames: [a]}}}}}}\n\
+         extensions:\n  headers_setter: {{headers: [{{key: X-Scope-OrgID, from_context: x-scope-orgid}}]}}\n  \
+         bearertokenauth: {{token: s3cret}}\n{more}\
+         service:\n  extensions: [headers_setter, bearertokenauth]\n  \
+         pipelines:\n    traces: {{receivers: [otlp], exporters: [loadbalancing]}}\n"
+    )
+}
+
+#[test]
+fn tenant_headers_and_receiver_auth_load() {
+    let c = load(&tenants(
+        "{grpc: {include_metadata: true, auth: {authenticator: bearertokenauth}}, http: {include_metadata: true}}",
+        "{authenticator: headers_setter}",
+        "",
+    ));
+    let ReceiverConfig::Otlp(otlp) = &c.receivers[&id("otlp")];
+    let grpc = otlp.protocols.grpc.as_ref().unwrap();
+    assert!(grpc.include_metadata);
+    assert_eq!(
+        grpc.auth.as_ref().unwrap().authenticator,
+        id("bearertokenauth")
+    );
+    assert_eq!(
+        c.metadata_keys().into_iter().collect::<Vec<_>>(),
+        ["x-scope-orgid"]
+    );
+    let lb = lb_of(&c, "loadbalancing");
+    assert_eq!(
+        lb.protocol.otlp.auth.unwrap().authenticator,
+        id("headers_setter")
+    );
+    // Debug of the whole config never shows a credential.
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+}
+
+#[test]
+fn authenticator_references_are_checked() {
+    let grpc_auth = |a: &str| format!("{{grpc: {{auth: {{authenticator: {a}}}}}}}");
+    assert_err(
+        &tenants(&grpc_auth("nope"), "{authenticator: headers_setter}", ""),
+        "receivers.otlp.protocols.grpc.auth.authenticator",
+        "extension \"nope\" is not configured under extensions",
+    );
+    assert_err(
+        &tenants(
+            &grpc_auth("headers_setter"),
+            "{authenticator: headers_setter}",
+            "",
+        ),
+        "receivers.otlp.protocols.grpc.auth.authenticator",
+        "extension \"headers_setter\" cannot authenticate a receiver",
+    );
+    assert_err(
+        &tenants("{grpc: }", "{authenticator: bearertokenauth}", ""),
+        "exporters.loadbalancing.protocol.otlp.auth.authenticator",
+        "extension \"bearertokenauth\" cannot authenticate an exporter",
+    );
+    let unlisted = tenants(
+        &grpc_auth("bearertokenauth/2"),
+        "{authenticator: headers_setter}",
+        "  bearertokenauth/2: {token: t}\n",
+    );
+    assert_err(
+        &unlisted,
+        "receivers.otlp.protocols.grpc.auth.authenticator",
+        "extension \"bearertokenauth/2\" must also be listed in service.extensions",
+    );
+}
+
+#[test]
+fn authenticator_settings_rules() {
+    let with = |setter: &str, bearer: &str| {
+        format!(
+            "receivers: {{otlp: {{protocols: {{grpc: }}}}}}\n\
+             exporters: {{debug: }}\n\
+             extensions:\n  headers_setter: {setter}\n  bearertokenauth: {bearer}\n\
+             service:\n  extensions: [headers_setter, bearertokenauth]\n  \
+             pipelines:\n    traces: {{receivers: [otlp], exporters: [debug]}}\n"
+        )
+    };
+    let ok_bearer = "{token: t}";
+    let ok_setter = "{headers: [{key: a, value: b}]}";
+    load(&with(ok_setter, "{filename: /run/token, scheme: Token}"));
+    load(&with(
+        "{headers: [{key: a, from_context: b, default_value: c, action: insert}, {key: d, action: delete}]}",
+        "{tokens: [a, b]}",
+    ));
+    for (setter, path, message) in [
+        (
+            "{}",
+            "extensions.headers_setter.headers",
+            "must list at least one header",
+        ),
+        (
+            "{headers: [{key: a}]}",
+            "extensions.headers_setter.headers[0]",
+            "exactly one of value, from_context must be set",
+        ),
+        (
+            "{headers: [{key: a, value: b, from_context: c}]}",
+            "extensions.headers_setter.headers[0]",
+            "exactly one of value, from_context must be set",
+        ),
+        (
+            "{headers: [{key: a, value: b, default_value: c}]}",
+            "extensions.headers_setter.headers[0].default_value",
+            "only used with from_context",
+        ),
+        (
+            "{headers: [{key: a, action: delete, value: b}]}",
+            "extensions.headers_setter.headers[0]",
+            "action: delete takes no value",
+        ),
+        (
+            "{headers: [{key: \"a b\", value: c}]}",
+            "extensions.headers_setter.headers[0].key",
+            "\"a b\" is not a valid header name",
+        ),
+        (
+            "{headers: [{key: a, from_attribute: sub}]}",
+            "extensions.headers_setter.headers[0].from_attribute",
+            "not supported by otlp-lb",
+        ),
+        (
+            "{headers: [{key: a, value: b, action: append}]}",
+            "extensions.headers_setter.headers[0].action",
+            "unknown variant",
+        ),
+    ] {
+        assert_err(&with(setter, ok_bearer), path, message);
+    }
+    for (bearer, path, message) in [
+        (
+            "{}",
+            "extensions.bearertokenauth",
+            "exactly one of token, tokens, filename",
+        ),
+        (
+            "{token: a, filename: /f}",
+            "extensions.bearertokenauth",
+            "exactly one of token, tokens, filename",
+        ),
+        (
+            "{token: \" \"}",
+            "extensions.bearertokenauth",
+            "a token must not be empty",
+        ),
+        (
+            "{token: a, header: \"a b\"}",
+            "extensions.bearertokenauth.header",
+            "\"a b\" is not",
+        ),
+    ] {
+        assert_err(&with(ok_setter, bearer), path, message);
+    }
+    // A bad value is refused without being shown.
+    let e = err(&with(
+        "{headers: [{key: a, value: \"s3cret\\u0001\"}]}",
+        ok_bearer,
+    ));
+    assert_eq!(e.path, "extensions.headers_setter.headers[0].value");
+    assert!(!e.to_string().contains("s3cret"), "{e}");
 }

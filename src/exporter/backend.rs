@@ -23,6 +23,7 @@ use tonic::{
 };
 
 use crate::{
+    auth::{HeadersSetter, Metadata},
     codec::{self, RawCodec, UnaryBody},
     config::exporters::{Compression, OtlpExporterConfig},
     consumer::Ack,
@@ -34,8 +35,9 @@ use crate::{
 /// How every backend connection of an exporter is made: what an `otlp`
 /// block (the `loadbalancing` exporter's `protocol.otlp` template, or an
 /// `otlp` exporter) says, read once ([`ClientSettings::from_config`]):
-/// headers parsed into gRPC metadata, TLS files loaded.
-#[derive(Debug, Clone)]
+/// headers parsed into gRPC metadata, TLS files loaded. `Debug` shows header
+/// names only: values may be credentials.
+#[derive(Clone)]
 pub struct ClientSettings {
     /// Deadline of one export call.
     pub timeout: Duration,
@@ -45,6 +47,29 @@ pub struct ClientSettings {
     pub headers: MetadataMap,
     /// TLS settings; `None` means plaintext (`tls.insecure: true`).
     pub tls: Option<ClientTlsConfig>,
+    /// The `headers_setter` of `auth`: headers per call, from the metadata
+    /// of the request the call carries data of.
+    pub headers_setter: Option<Arc<HeadersSetter>>,
+}
+
+impl std::fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self
+            .headers
+            .keys()
+            .map(|k| match k {
+                tonic::metadata::KeyRef::Ascii(k) => k.as_str(),
+                tonic::metadata::KeyRef::Binary(k) => k.as_str(),
+            })
+            .collect();
+        f.debug_struct("ClientSettings")
+            .field("timeout", &self.timeout)
+            .field("compression", &self.compression)
+            .field("headers", &names)
+            .field("tls", &self.tls.is_some())
+            .field("headers_setter", &self.headers_setter)
+            .finish()
+    }
 }
 
 impl Default for ClientSettings {
@@ -55,6 +80,7 @@ impl Default for ClientSettings {
             compression: Compression::None,
             headers: MetadataMap::new(),
             tls: None,
+            headers_setter: None,
         }
     }
 }
@@ -83,8 +109,12 @@ pub enum SettingsError {
 }
 
 impl ClientSettings {
-    /// The settings of an `otlp` block.
-    pub fn from_config(config: &OtlpExporterConfig) -> Result<ClientSettings, SettingsError> {
+    /// The settings of an `otlp` block, with the `headers_setter` its
+    /// `auth` names.
+    pub fn from_config(
+        config: &OtlpExporterConfig,
+        headers_setter: Option<Arc<HeadersSetter>>,
+    ) -> Result<ClientSettings, SettingsError> {
         let mut headers = MetadataMap::new();
         for (k, v) in &config.headers {
             let bad = |message: String| SettingsError::Header {
@@ -93,7 +123,10 @@ impl ClientSettings {
             };
             let key = MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
                 .map_err(|e| bad(e.to_string()))?;
-            let value = MetadataValue::try_from(v.as_str()).map_err(|e| bad(e.to_string()))?;
+            // Never shown: the value may be a credential.
+            let mut value = MetadataValue::try_from(v.expose())
+                .map_err(|_| bad("not a valid header value".into()))?;
+            value.set_sensitive(true);
             headers.insert(key, value);
         }
         Ok(ClientSettings {
@@ -101,6 +134,7 @@ impl ClientSettings {
             compression: config.compression,
             headers,
             tls: Self::tls(config)?,
+            headers_setter,
         })
     }
 
@@ -299,16 +333,19 @@ impl Backend {
     /// answer, at most until `deadline` (the exporter's bound on one attempt
     /// of the whole request) as well as the call's own `timeout`. A partial
     /// success reported by the backend is passed on. `items` (the items in
-    /// `body`) is counted in the backend's [`CallWindow`].
+    /// `body`) is counted in the backend's [`CallWindow`]. `metadata` is
+    /// that of the one client request `body` holds data of: the call's
+    /// `headers_setter` headers come from it.
     pub async fn export(
         &self,
         signal: Signal,
         body: Bytes,
         items: u64,
         deadline: Option<tokio::time::Instant>,
+        metadata: &Metadata,
     ) -> Result<Ack, BackendError> {
         let started = Instant::now();
-        let call = self.call(signal, body);
+        let call = self.call(signal, body, metadata);
         let result = match deadline {
             None => call.await,
             Some(deadline) => tokio::time::timeout_at(deadline, call)
@@ -332,9 +369,14 @@ impl Backend {
         result
     }
 
-    async fn call(&self, signal: Signal, body: Bytes) -> Result<Ack, BackendError> {
+    async fn call(
+        &self,
+        signal: Signal,
+        body: Bytes,
+        metadata: &Metadata,
+    ) -> Result<Ack, BackendError> {
         if let Some(encoding) = self.settings.encoding() {
-            return self.call_compressed(signal, body, encoding).await;
+            return self.call_compressed(signal, body, encoding, metadata).await;
         }
         let fail = |message: String, retryable: bool| BackendError {
             endpoint: self.endpoint.clone(),
@@ -353,6 +395,9 @@ impl Backend {
         *request.uri_mut() = http::Uri::from_static(signal.grpc_path());
         *request.version_mut() = http::Version::HTTP_2;
         *request.headers_mut() = self.request_headers.clone();
+        if let Some(setter) = &self.settings.headers_setter {
+            setter.apply(metadata, request.headers_mut());
+        }
         let call = async {
             let response = tower::Service::call(&mut channel, request)
                 .await
@@ -380,6 +425,7 @@ impl Backend {
         signal: Signal,
         body: Bytes,
         encoding: CompressionEncoding,
+        metadata: &Metadata,
     ) -> Result<Ack, BackendError> {
         let mut grpc = tonic::client::Grpc::new(self.channel.clone())
             .send_compressed(encoding)
@@ -392,7 +438,14 @@ impl Backend {
             retry_after: None,
         })?;
         let mut request = Request::new(body);
-        *request.metadata_mut() = self.settings.headers.clone();
+        *request.metadata_mut() = match &self.settings.headers_setter {
+            None => self.settings.headers.clone(),
+            Some(setter) => {
+                let mut headers = self.settings.headers.clone().into_headers();
+                setter.apply(metadata, &mut headers);
+                MetadataMap::from_headers(headers)
+            }
+        };
         request.set_timeout(self.settings.timeout);
         let path = PathAndQuery::from_static(signal.grpc_path());
         let response =

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use crate::{
     component::{BuildContext, BuildError},
     config::exporters::{DebugExporterConfig, Verbosity},
-    consumer::{Ack, ConsumeError, ConsumeFuture, Consumer},
+    consumer::{Ack, ConsumeError, ConsumeFuture, Consumer, Metadata},
     receiver::json,
     signal::{PerSignal, Signal},
     wire,
@@ -109,7 +109,7 @@ impl Debug {
 }
 
 impl Consumer for Debug {
-    fn consume(&self, signal: Signal, request: Bytes) -> ConsumeFuture<'_> {
+    fn consume(&self, signal: Signal, request: Bytes, _: Metadata) -> ConsumeFuture<'_> {
         let result = self.take(signal, request);
         Box::pin(async move { result })
     }

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::{
     config::exporters::RetryConfig,
-    consumer::{Ack, ConsumeError, ConsumeFuture, Consumer, CountedFuture, malformed},
+    consumer::{Ack, ConsumeError, ConsumeFuture, Consumer, CountedFuture, Metadata, malformed},
     signal::{PerSignal, Signal},
     telemetry::{Telemetry, metrics::ExporterCounters},
     wire::{self, Part, Splitter},
@@ -122,9 +122,15 @@ impl Forwarder {
     }
 
     /// Delivers one request; resolves when every part is accepted, rejected
-    /// for good, or out of retries.
-    pub async fn deliver(&self, signal: Signal, request: Bytes) -> Result<Ack, ConsumeError> {
-        self.deliver_counted(signal, request).await.1
+    /// for good, or out of retries. Every backend call made for it carries
+    /// its `metadata`, and only its data.
+    pub async fn deliver(
+        &self,
+        signal: Signal,
+        request: Bytes,
+        metadata: Metadata,
+    ) -> Result<Ack, ConsumeError> {
+        self.deliver_counted(signal, request, metadata).await.1
     }
 
     /// [`Forwarder::deliver`], also returning the request's item count, which
@@ -133,6 +139,7 @@ impl Forwarder {
         &self,
         signal: Signal,
         request: Bytes,
+        metadata: Metadata,
     ) -> (u64, Result<Ack, ConsumeError>) {
         let pool = self.pool.load();
         if pool.is_empty() {
@@ -148,15 +155,21 @@ impl Forwarder {
             Err(e) => return (0, Err(e)),
         };
         let items = split.rejected + split.parts.iter().map(|p| p.items).sum::<u64>();
-        (items, self.send_split(signal, pool, split).await)
+        (items, self.send_split(signal, pool, split, &metadata).await)
     }
 
     /// Sends the parts of a split, retrying the ones that fail.
+    ///
+    /// The parts are all cut from one client request, and a retried part is
+    /// re-split on its own, never joined with another request's: so every
+    /// call carries `metadata` (one tenant's headers) with only that
+    /// tenant's data.
     async fn send_split(
         &self,
         signal: Signal,
         mut pool: Arc<Pool>,
         split: wire::Split,
+        metadata: &Metadata,
     ) -> Result<Ack, ConsumeError> {
         let mut ack = Ack {
             rejected: split.rejected,
@@ -178,7 +191,9 @@ impl Forwarder {
                             retry_after: None,
                         });
                     };
-                    backend.export(signal, body, items, deadline).await
+                    backend
+                        .export(signal, body, items, deadline, metadata)
+                        .await
                 }
             });
             let results = futures::future::join_all(attempts).await;
@@ -239,11 +254,16 @@ impl Forwarder {
 }
 
 impl Consumer for Forwarder {
-    fn consume(&self, signal: Signal, request: Bytes) -> ConsumeFuture<'_> {
-        Box::pin(self.deliver(signal, request))
+    fn consume(&self, signal: Signal, request: Bytes, metadata: Metadata) -> ConsumeFuture<'_> {
+        Box::pin(self.deliver(signal, request, metadata))
     }
 
-    fn count_and_consume(&self, signal: Signal, request: Bytes) -> CountedFuture<'_> {
-        Box::pin(self.deliver_counted(signal, request))
+    fn count_and_consume(
+        &self,
+        signal: Signal,
+        request: Bytes,
+        metadata: Metadata,
+    ) -> CountedFuture<'_> {
+        Box::pin(self.deliver_counted(signal, request, metadata))
     }
 }

@@ -28,7 +28,8 @@ impl LoadBalancingExporterConfig {
             .resolver
             .selected()
             .ok_or_else(|| cx.error("resolver: exactly one of static, dns, k8s must be set"))?;
-        let settings = ClientSettings::from_config(&self.protocol.otlp)
+        let setter = cx.headers_setter("protocol.otlp.auth", self.protocol.otlp.auth.as_ref())?;
+        let settings = ClientSettings::from_config(&self.protocol.otlp, setter)
             .map_err(|e| cx.error(format!("protocol.otlp.{e}")))?;
         let pool = PoolHandle::new(
             name,

@@ -18,7 +18,8 @@ impl OtlpExporterConfig {
         let target = self
             .target()
             .ok_or_else(|| cx.error("endpoint: required"))?;
-        let settings = ClientSettings::from_config(self).map_err(|e| cx.error(e))?;
+        let setter = cx.headers_setter("auth", self.auth.as_ref())?;
+        let settings = ClientSettings::from_config(self, setter).map_err(|e| cx.error(e))?;
         let pool = PoolHandle::new(name, "static", Arc::new(settings), 1, cx.telemetry.clone());
         let updates = fixed::resolve(&[target], Resolutions::new(cx.telemetry, name, "static"));
         cx.tasks

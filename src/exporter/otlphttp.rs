@@ -13,9 +13,13 @@ use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 
 use super::retry::Backoff;
 use crate::{
+    auth::HeadersSetter,
     component::{BuildContext, BuildError},
-    config::exporters::{Compression, HttpEncoding, OtlpHttpExporterConfig},
-    consumer::{Ack, ConsumeError, ConsumeFuture, Consumer},
+    config::{
+        auth::Secret,
+        exporters::{Compression, HttpEncoding, OtlpHttpExporterConfig},
+    },
+    consumer::{Ack, ConsumeError, ConsumeFuture, Consumer, Metadata},
     receiver::json,
     signal::{PerSignal, Signal},
     telemetry::metrics::ExporterCounters,
@@ -32,6 +36,8 @@ pub struct OtlpHttp {
     /// The URL per signal (`None`: this exporter does not take that signal).
     urls: PerSignal<Option<String>>,
     headers: HeaderMap,
+    /// The `headers_setter` of `auth`, applied per request.
+    headers_setter: Option<Arc<HeadersSetter>>,
     client: Client<Connector, Full<Bytes>>,
     counters: ExporterCounters,
 }
@@ -68,6 +74,7 @@ impl OtlpHttpExporterConfig {
             name: cx.id.to_string(),
             urls: PerSignal::from_fn(|signal| self.signal_url(signal)),
             headers: headers(&self.headers).map_err(|e| cx.error(e))?,
+            headers_setter: cx.headers_setter("auth", self.auth.as_ref())?,
             client: Client::builder(TokioExecutor::new()).build(connector),
             counters: ExporterCounters::new(cx.telemetry, cx.id.as_str()),
             config: self.clone(),
@@ -102,7 +109,7 @@ impl OtlpHttp {
             .map_err(|e| ConsumeError::Unavailable(format!("compressing: {e}")))
     }
 
-    async fn post(&self, url: &str, body: Bytes) -> Result<Ack, Failure> {
+    async fn post(&self, url: &str, body: Bytes, metadata: &Metadata) -> Result<Ack, Failure> {
         let mut request = Request::post(url)
             .header(
                 header::CONTENT_TYPE,
@@ -128,6 +135,9 @@ impl OtlpHttp {
             }
         }
         request.headers_mut().extend(self.headers.clone());
+        if let Some(setter) = &self.headers_setter {
+            setter.apply(metadata, request.headers_mut());
+        }
         let timeout = self.config.timeout;
         let response = tokio::time::timeout(timeout, self.client.request(request))
             .await
@@ -159,7 +169,12 @@ impl OtlpHttp {
         })
     }
 
-    async fn export(&self, signal: Signal, request: Bytes) -> Result<Ack, ConsumeError> {
+    async fn export(
+        &self,
+        signal: Signal,
+        request: Bytes,
+        metadata: Metadata,
+    ) -> Result<Ack, ConsumeError> {
         let Some(url) = &self.urls[signal] else {
             return Err(ConsumeError::InvalidArgument(format!(
                 "exporter {} has no {signal} endpoint",
@@ -171,7 +186,7 @@ impl OtlpHttp {
         let body = self.body(signal, &request)?;
         let mut backoff = Backoff::new(&self.config.retry_on_failure);
         loop {
-            match self.post(url, body.clone()).await {
+            match self.post(url, body.clone(), &metadata).await {
                 Ok(ack) => {
                     self.counters.sent[signal].increment(items);
                     return Ok(ack);
@@ -207,8 +222,8 @@ impl OtlpHttp {
 }
 
 impl Consumer for OtlpHttp {
-    fn consume(&self, signal: Signal, request: Bytes) -> ConsumeFuture<'_> {
-        Box::pin(self.export(signal, request))
+    fn consume(&self, signal: Signal, request: Bytes, metadata: Metadata) -> ConsumeFuture<'_> {
+        Box::pin(self.export(signal, request, metadata))
     }
 }
 
@@ -219,7 +234,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// Parses `name: value` config headers into a header map.
-fn headers(pairs: &std::collections::BTreeMap<String, String>) -> Result<HeaderMap, HeaderError> {
+fn headers(pairs: &std::collections::BTreeMap<String, Secret>) -> Result<HeaderMap, HeaderError> {
     let mut out = HeaderMap::new();
     for (k, v) in pairs {
         let bad = |message: String| HeaderError {
@@ -227,7 +242,9 @@ fn headers(pairs: &std::collections::BTreeMap<String, String>) -> Result<HeaderM
             message,
         };
         let name = HeaderName::try_from(k.as_str()).map_err(|e| bad(e.to_string()))?;
-        let value = HeaderValue::try_from(v.as_str()).map_err(|e| bad(e.to_string()))?;
+        let mut value = HeaderValue::try_from(v.expose())
+            .map_err(|_| bad("not a valid header value".into()))?;
+        value.set_sensitive(true);
         out.insert(name, value);
     }
     Ok(out)

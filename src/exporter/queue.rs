@@ -15,7 +15,7 @@ use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::{
     config::exporters::{QueueConfig, QueueSizer},
-    consumer::{Ack, ConsumeError, ConsumeFuture, Consumer, CountedFuture, malformed},
+    consumer::{Ack, ConsumeError, ConsumeFuture, Consumer, CountedFuture, Metadata, malformed},
     signal::{PerSignal, Signal},
     telemetry::{Telemetry, metrics::names},
     wire,
@@ -24,6 +24,9 @@ use crate::{
 struct Job {
     signal: Signal,
     request: Bytes,
+    /// The client request's metadata: a job is one client request, so it
+    /// goes out under its own tenant's headers.
+    metadata: Metadata,
     /// The job's room in the queue, in sizer units; given back when the
     /// job leaves the queue.
     permit: OwnedSemaphorePermit,
@@ -68,7 +71,7 @@ impl Queue {
                     let Some(job) = job else { break };
                     size.decrement(f64::from(job.permit.num_permits() as u32));
                     // Failures are counted and logged by the exporter itself.
-                    let _ = inner.consume(job.signal, job.request).await;
+                    let _ = inner.consume(job.signal, job.request, job.metadata).await;
                 }
             }));
         }
@@ -98,6 +101,7 @@ impl Queue {
         signal: Signal,
         request: Bytes,
         items: u64,
+        metadata: Metadata,
     ) -> Result<Ack, ConsumeError> {
         let cost = match self.config.sizer {
             QueueSizer::Requests => 1,
@@ -123,6 +127,7 @@ impl Queue {
             .send(Job {
                 signal,
                 request,
+                metadata,
                 permit,
             })
             .map_err(|_| {
@@ -133,20 +138,25 @@ impl Queue {
 }
 
 impl Consumer for Queue {
-    fn consume(&self, signal: Signal, request: Bytes) -> ConsumeFuture<'_> {
+    fn consume(&self, signal: Signal, request: Bytes, metadata: Metadata) -> ConsumeFuture<'_> {
         Box::pin(async move {
             let items = wire::count_items(signal, &request).map_err(|e| malformed(signal, e))?;
-            self.enqueue(signal, request, items).await
+            self.enqueue(signal, request, items, metadata).await
         })
     }
 
     /// Counts once for both the receiver's counters and the `items` sizer.
-    fn count_and_consume(&self, signal: Signal, request: Bytes) -> CountedFuture<'_> {
+    fn count_and_consume(
+        &self,
+        signal: Signal,
+        request: Bytes,
+        metadata: Metadata,
+    ) -> CountedFuture<'_> {
         Box::pin(async move {
             match wire::count_items(signal, &request) {
                 Err(e) => (0, Err(malformed(signal, e))),
                 Ok(0) => (0, Ok(Ack::ok())),
-                Ok(items) => (items, self.enqueue(signal, request, items).await),
+                Ok(items) => (items, self.enqueue(signal, request, items, metadata).await),
             }
         })
     }
@@ -161,7 +171,7 @@ mod tests {
     struct Gate(tokio::sync::Semaphore);
 
     impl Consumer for Gate {
-        fn consume(&self, _: Signal, _: Bytes) -> ConsumeFuture<'_> {
+        fn consume(&self, _: Signal, _: Bytes, _: Metadata) -> ConsumeFuture<'_> {
             Box::pin(async move {
                 let _ = self.0.acquire().await.map(|p| p.forget());
                 Ok(Ack::ok())
@@ -190,20 +200,20 @@ mod tests {
         };
         let (queue, drained) = Queue::start("q", &config, gate.clone(), &telemetry);
         queue
-            .enqueue(Signal::Traces, Bytes::from_static(b"a"), 3)
+            .enqueue(Signal::Traces, Bytes::from_static(b"a"), 3, Metadata::NONE)
             .await
             .unwrap();
         // The worker takes the first request and waits at the gate.
         tokio::task::yield_now().await;
         queue
-            .enqueue(Signal::Traces, Bytes::from_static(b"b"), 5)
+            .enqueue(Signal::Traces, Bytes::from_static(b"b"), 5, Metadata::NONE)
             .await
             .unwrap();
         assert_eq!(gauge(&telemetry, names::EXPORTER_QUEUE_CAPACITY), 100.0);
         assert_eq!(gauge(&telemetry, names::EXPORTER_QUEUE_SIZE), 5.0);
         // 92 items of room are left: 3 in flight, 5 queued.
         let err = queue
-            .enqueue(Signal::Traces, Bytes::from_static(b"c"), 93)
+            .enqueue(Signal::Traces, Bytes::from_static(b"c"), 93, Metadata::NONE)
             .await
             .unwrap_err();
         assert!(matches!(err, ConsumeError::ResourceExhausted(_)), "{err}");

@@ -23,6 +23,7 @@ use tonic::{
 
 use super::{Receiver, Transport};
 use crate::{
+    auth::Metadata,
     codec::{self, RawCodec, UnaryBody},
     consumer::{Ack, ConsumeError},
     proto::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse},
@@ -141,8 +142,14 @@ impl<S: OtlpService> tower::Service<http::Request<Body>> for ExportService<S> {
                         .into_http(),
                 );
             }
+            // Before the body is read: an unauthenticated client costs
+            // nothing more.
+            let metadata = match receiver.admit(Transport::Grpc, req.headers()) {
+                Ok(metadata) => metadata,
+                Err(e) => return Ok(Status::unauthenticated(e.to_string()).into_http()),
+            };
             if is_identity(req.headers()) {
-                return Ok(unary_uncompressed(receiver, S::SIGNAL, req, limit).await);
+                return Ok(unary_uncompressed(receiver, S::SIGNAL, req, limit, metadata).await);
             }
             // Compressed requests go through tonic's codec, which inflates.
             let mut grpc = tonic::server::Grpc::new(RawCodec)
@@ -152,6 +159,7 @@ impl<S: OtlpService> tower::Service<http::Request<Body>> for ExportService<S> {
             let handler = Export {
                 receiver,
                 signal: S::SIGNAL,
+                metadata,
             };
             Ok(grpc.unary(handler, req).await)
         })
@@ -174,6 +182,7 @@ async fn unary_uncompressed(
     signal: Signal,
     req: http::Request<Body>,
     limit: usize,
+    metadata: Metadata,
 ) -> http::Response<Body> {
     let body = http_body_util::Limited::new(req.into_body(), limit.saturating_add(5));
     let message = match body.collect().await {
@@ -185,7 +194,7 @@ async fn unary_uncompressed(
     };
     let result = match message {
         Ok(message) => receiver
-            .receive(signal, Transport::Grpc, message)
+            .receive(signal, Transport::Grpc, message, metadata)
             .await
             .map_err(status),
         Err(s) => Err(s),
@@ -214,6 +223,7 @@ async fn unary_uncompressed(
 struct Export {
     receiver: Arc<Receiver>,
     signal: Signal,
+    metadata: Metadata,
 }
 
 impl UnaryService<Bytes> for Export {
@@ -223,9 +233,10 @@ impl UnaryService<Bytes> for Export {
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let receiver = self.receiver.clone();
         let signal = self.signal;
+        let metadata = self.metadata.clone();
         Box::pin(async move {
             let ack = receiver
-                .receive(signal, Transport::Grpc, request.into_inner())
+                .receive(signal, Transport::Grpc, request.into_inner(), metadata)
                 .await
                 .map_err(status)?;
             Ok(Response::new(encode_response(&ack)))

@@ -78,6 +78,11 @@ enum Encoding {
 }
 
 async fn export(s: Shared, signal: Signal, headers: HeaderMap, body: Body) -> Response {
+    // Before the body is read: an unauthenticated client costs nothing more.
+    let metadata = match s.receiver.admit(Transport::Http, &headers) {
+        Ok(metadata) => metadata,
+        Err(e) => return unauthenticated(&headers, &e.to_string()),
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -138,7 +143,11 @@ async fn export(s: Shared, signal: Signal, headers: HeaderMap, body: Body) -> Re
             Err(e) => return error(encoding, StatusCode::BAD_REQUEST, &e.to_string()),
         },
     };
-    match s.receiver.receive(signal, Transport::Http, request).await {
+    match s
+        .receiver
+        .receive(signal, Transport::Http, request, metadata)
+        .await
+    {
         Ok(ack) => success(encoding, signal, &ack),
         Err(e) => {
             let code = match &e {
@@ -149,6 +158,25 @@ async fn export(s: Shared, signal: Signal, headers: HeaderMap, body: Body) -> Re
             error(encoding, code, &e.to_string())
         }
     }
+}
+
+/// 401, in the encoding the request says it has (protobuf when it says
+/// nothing we know), with `WWW-Authenticate: Bearer`.
+fn unauthenticated(headers: &HeaderMap, message: &str) -> Response {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with(JSON));
+    let encoding = if json {
+        Encoding::Json
+    } else {
+        Encoding::Protobuf
+    };
+    let mut response = error(encoding, StatusCode::UNAUTHORIZED, message);
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
 }
 
 /// Inflates a compressed body, refusing to grow past `limit` (a small gzip
@@ -233,6 +261,7 @@ fn error(encoding: Encoding, code: StatusCode, message: &str) -> Response {
     let grpc_code = match code {
         StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => 3, // INVALID_ARGUMENT
         StatusCode::PAYLOAD_TOO_LARGE | StatusCode::TOO_MANY_REQUESTS => 8, // RESOURCE_EXHAUSTED
+        StatusCode::UNAUTHORIZED => 16,                                    // UNAUTHENTICATED
         _ => 14,                                                           // UNAVAILABLE
     };
     let mut response = match encoding {

@@ -39,6 +39,30 @@ pub struct Received {
     pub logs: Vec<(Vec<u8>, String)>,
     /// Requests per signal.
     pub requests: [u64; 3],
+    /// Every accepted trace export call: its request metadata and its
+    /// (trace id, span id)s, so tests can tell which headers went with
+    /// which spans.
+    pub trace_calls: Vec<TraceCall>,
+}
+
+/// One accepted trace export call.
+#[derive(Debug, Clone)]
+pub struct TraceCall {
+    /// The call's gRPC metadata.
+    pub metadata: tonic::metadata::MetadataMap,
+    /// (trace id, span id) of every span in it.
+    pub spans: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl TraceCall {
+    /// Every value of `key` the call carried.
+    pub fn values(&self, key: &str) -> Vec<String> {
+        self.metadata
+            .get_all(key)
+            .iter()
+            .map(|v| v.to_str().unwrap_or("<not ascii>").to_string())
+            .collect()
+    }
 }
 
 /// A running sink.
@@ -145,13 +169,20 @@ impl TraceService for Svc {
         }
         let mut r = self.0.received.lock().expect("lock");
         r.requests[0] += 1;
+        let mut call = TraceCall {
+            metadata: request.metadata().clone(),
+            spans: Vec::new(),
+        };
         for rs in &request.get_ref().resource_spans {
             for ss in &rs.scope_spans {
                 for span in &ss.spans {
-                    r.spans.push((span.trace_id.clone(), span.span_id.clone()));
+                    call.spans
+                        .push((span.trace_id.clone(), span.span_id.clone()));
                 }
             }
         }
+        r.spans.extend(call.spans.iter().cloned());
+        r.trace_calls.push(call);
         Ok(Response::new(ExportTraceServiceResponse::default()))
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::settings::{ClientTlsConfig, Compression, QueueConfig, RetryConfig};
+use crate::config::auth::{AuthConfig, Secret};
 use crate::config::de::{Unsupported, null_as_default};
 use crate::config::duration;
 use crate::config::endpoint::Endpoint;
@@ -25,9 +26,10 @@ pub struct OtlpExporterConfig {
     pub timeout: Duration,
     /// Request compression: `none`, `gzip` or `zstd`. Default gzip.
     pub compression: Compression,
-    /// Extra gRPC metadata sent with every export.
+    /// Extra gRPC metadata sent with every export. Values may be
+    /// credentials (`${env:VAR}`, `${file:PATH}`): they are never logged.
     #[serde(deserialize_with = "null_as_default")]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
     /// Client TLS. Default: TLS on, system roots.
     #[serde(deserialize_with = "null_as_default")]
     pub tls: ClientTlsConfig,
@@ -37,8 +39,9 @@ pub struct OtlpExporterConfig {
     /// Queue in front of the exporter. Default enabled.
     #[serde(deserialize_with = "null_as_default")]
     pub sending_queue: QueueConfig,
-    /// Not supported by otlp-lb.
-    pub auth: Unsupported,
+    /// Headers set per request: `authenticator` names a `headers_setter`
+    /// extension. Default none.
+    pub auth: Option<AuthConfig>,
     /// Not supported by otlp-lb.
     pub keepalive: Unsupported,
     /// Not supported by otlp-lb.
@@ -55,7 +58,7 @@ impl Default for OtlpExporterConfig {
             tls: ClientTlsConfig::default(),
             retry_on_failure: RetryConfig::default(),
             sending_queue: QueueConfig::default(),
-            auth: Unsupported,
+            auth: None,
             keepalive: Unsupported,
             balancer_name: Unsupported,
         }

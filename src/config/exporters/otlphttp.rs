@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::settings::{ClientTlsConfig, Compression, QueueConfig, RetryConfig};
+use crate::config::auth::{AuthConfig, Secret};
 use crate::config::de::{Unsupported, null_as_default};
 use crate::config::duration;
 use crate::config::endpoint::parse_http_url;
@@ -40,9 +41,10 @@ pub struct OtlpHttpExporterConfig {
     pub encoding: HttpEncoding,
     /// Request compression: `none`, `gzip` or `zstd`. Default gzip.
     pub compression: Compression,
-    /// Extra HTTP headers sent with every request.
+    /// Extra HTTP headers sent with every request. Values may be
+    /// credentials (`${env:VAR}`, `${file:PATH}`): they are never logged.
     #[serde(deserialize_with = "null_as_default")]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
     /// Deadline of one request. Default 30s.
     #[serde(deserialize_with = "duration::deserialize")]
     pub timeout: Duration,
@@ -55,8 +57,9 @@ pub struct OtlpHttpExporterConfig {
     /// Queue in front of the exporter. Default enabled.
     #[serde(deserialize_with = "null_as_default")]
     pub sending_queue: QueueConfig,
-    /// Not supported by otlp-lb.
-    pub auth: Unsupported,
+    /// Headers set per request: `authenticator` names a `headers_setter`
+    /// extension. Default none.
+    pub auth: Option<AuthConfig>,
     /// Not supported by otlp-lb.
     pub proxy_url: Unsupported,
 }
@@ -75,7 +78,7 @@ impl Default for OtlpHttpExporterConfig {
             tls: ClientTlsConfig::default(),
             retry_on_failure: RetryConfig::default(),
             sending_queue: QueueConfig::default(),
-            auth: Unsupported,
+            auth: None,
             proxy_url: Unsupported,
         }
     }

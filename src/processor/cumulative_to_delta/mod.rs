@@ -52,7 +52,7 @@ use self::{
 use crate::{
     component::{BuildContext, BuildError},
     config::processors::{CumulativeToDeltaConfig, InitialValue},
-    consumer::{Ack, ConsumeError, ConsumeFuture, Consumer},
+    consumer::{Ack, ConsumeError, ConsumeFuture, Consumer, Metadata},
     proto::{
         collector::metrics::v1::ExportMetricsServiceRequest,
         metrics::v1::{AggregationTemporality, Metric, metric::Data},
@@ -249,6 +249,7 @@ impl CumulativeToDelta {
         &self,
         signal: Signal,
         request: Bytes,
+        metadata: Metadata,
         now: Instant,
     ) -> Result<Ack, ConsumeError> {
         if signal != Signal::Metrics {
@@ -259,8 +260,8 @@ impl CumulativeToDelta {
         }
         // No lock outlives this call: nothing below is held across the await.
         match self.process(&request, now)? {
-            Output::Unchanged => self.next.consume(signal, request).await,
-            Output::Converted(bytes) => self.next.consume(signal, bytes).await,
+            Output::Unchanged => self.next.consume(signal, request, metadata).await,
+            Output::Converted(bytes) => self.next.consume(signal, bytes, metadata).await,
             Output::Nothing => Ok(Ack::ok()),
         }
     }
@@ -479,7 +480,7 @@ fn next_point<P: CumulativePoint>(
 }
 
 impl Consumer for CumulativeToDelta {
-    fn consume(&self, signal: Signal, request: Bytes) -> ConsumeFuture<'_> {
-        Box::pin(self.consume_at(signal, request, Instant::now()))
+    fn consume(&self, signal: Signal, request: Bytes, metadata: Metadata) -> ConsumeFuture<'_> {
+        Box::pin(self.consume_at(signal, request, metadata, Instant::now()))
     }
 }

@@ -44,7 +44,7 @@ impl Recorder {
 }
 
 impl Consumer for Recorder {
-    fn consume(&self, signal: Signal, request: Bytes) -> ConsumeFuture<'_> {
+    fn consume(&self, signal: Signal, request: Bytes, _: Metadata) -> ConsumeFuture<'_> {
         assert_eq!(signal, Signal::Metrics);
         self.raw.lock().unwrap().push(request);
         Box::pin(async { Ok(Ack::ok()) })
@@ -82,7 +82,12 @@ impl Harness {
         let before = self.out.count();
         let ack = self
             .p
-            .consume_at(Signal::Metrics, request.encode_to_vec().into(), now)
+            .consume_at(
+                Signal::Metrics,
+                request.encode_to_vec().into(),
+                Metadata::NONE,
+                now,
+            )
             .await
             .unwrap();
         assert_eq!(ack, Ack::ok());
@@ -633,7 +638,9 @@ async fn what_is_not_converted_passes_through_byte_for_byte() {
         ),
     ]);
     let bytes = Bytes::from(req.encode_to_vec());
-    h.p.consume(Signal::Metrics, bytes.clone()).await.unwrap();
+    h.p.consume(Signal::Metrics, bytes.clone(), Metadata::NONE)
+        .await
+        .unwrap();
     assert_eq!(h.out.raw.lock().unwrap().as_slice(), [bytes]);
     assert_eq!(streams(&h), 0.0);
 }
@@ -1246,7 +1253,7 @@ async fn racing_requests_on_one_stream_never_count_twice() {
             let p = h.p.clone();
             let req = one_scope(vec![sum("n", vec![int(&[], S, t(i), 10 * i as i64)])]);
             tokio::spawn(async move {
-                p.consume(Signal::Metrics, req.encode_to_vec().into())
+                p.consume(Signal::Metrics, req.encode_to_vec().into(), Metadata::NONE)
                     .await
                     .unwrap()
             })
@@ -1286,12 +1293,19 @@ async fn racing_requests_on_one_stream_never_count_twice() {
 #[tokio::test]
 async fn other_signals_and_garbage_are_invalid() {
     let h = Harness::with(InitialValue::Keep);
-    let err = h.p.consume(Signal::Traces, Bytes::new()).await.unwrap_err();
-    assert!(matches!(err, ConsumeError::InvalidArgument(_)), "{err:?}");
     let err =
-        h.p.consume(Signal::Metrics, Bytes::from_static(&[0x0a, 0xff]))
+        h.p.consume(Signal::Traces, Bytes::new(), Metadata::NONE)
             .await
             .unwrap_err();
+    assert!(matches!(err, ConsumeError::InvalidArgument(_)), "{err:?}");
+    let err =
+        h.p.consume(
+            Signal::Metrics,
+            Bytes::from_static(&[0x0a, 0xff]),
+            Metadata::NONE,
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, ConsumeError::InvalidArgument(_)), "{err:?}");
     assert_eq!(h.out.count(), 0);
 }
@@ -1349,6 +1363,7 @@ async fn build_wires_the_processor_and_its_report() {
         id: &id,
         telemetry: &telemetry,
         tasks: &mut tasks,
+        extensions: &Default::default(),
     };
     let head = config.build(&mut cx, out.clone()).unwrap();
     assert_eq!(tasks.background.len(), 1);
@@ -1357,7 +1372,7 @@ async fn build_wires_the_processor_and_its_report() {
         "cumulativetodelta holds no data between requests"
     );
     let req = one_scope(vec![sum("n", vec![int(&[], S, t(1), 3)])]);
-    head.consume(Signal::Metrics, req.encode_to_vec().into())
+    head.consume(Signal::Metrics, req.encode_to_vec().into(), Metadata::NONE)
         .await
         .unwrap();
     assert_eq!(ints(&only(flatten(out.last()))), [(S, t(1), 3)]);

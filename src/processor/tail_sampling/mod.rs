@@ -40,7 +40,7 @@ use self::{
 use crate::{
     component::{BuildContext, BuildError},
     config::processors::TailSamplingConfig,
-    consumer::{Ack, ConsumeError, ConsumeFuture, Consumer},
+    consumer::{Ack, ConsumeError, ConsumeFuture, Consumer, Metadata},
     proto::{
         collector::trace::v1::ExportTraceServiceRequest, common::v1::InstrumentationScope,
         resource::v1::Resource, trace::v1::Span,
@@ -325,8 +325,15 @@ impl TailSampling {
         for trace in traces {
             batcher.add(trace);
         }
+        // A decided trace gathers spans of many client requests, so what
+        // goes on carries no client metadata (as in the collector): a
+        // `headers_setter` after it sends its fixed values and defaults only.
         for (request, spans) in batcher.finish() {
-            match self.next.consume(Signal::Traces, request).await {
+            match self
+                .next
+                .consume(Signal::Traces, request, Metadata::NONE)
+                .await
+            {
                 Ok(ack) if ack.rejected > 0 => tracing::warn!(
                     processor = %self.id,
                     "{} of {spans} sampled spans rejected downstream: {}",
@@ -562,7 +569,7 @@ impl State {
 }
 
 impl Consumer for TailSampling {
-    fn consume(&self, signal: Signal, request: Bytes) -> ConsumeFuture<'_> {
+    fn consume(&self, signal: Signal, request: Bytes, _: Metadata) -> ConsumeFuture<'_> {
         Box::pin(async move {
             if signal != Signal::Traces {
                 return Err(ConsumeError::InvalidArgument(format!(

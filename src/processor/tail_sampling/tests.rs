@@ -33,7 +33,7 @@ struct Recorder {
 }
 
 impl Consumer for Recorder {
-    fn consume(&self, signal: Signal, request: Bytes) -> ConsumeFuture<'_> {
+    fn consume(&self, signal: Signal, request: Bytes, _: Metadata) -> ConsumeFuture<'_> {
         assert_eq!(signal, Signal::Traces);
         let decoded = ExportTraceServiceRequest::decode(request).expect("valid request");
         let fail = self.fail.load(Ordering::Relaxed);
@@ -202,7 +202,7 @@ impl Harness {
     async fn send_as(&self, resource: Vec<KeyValue>, spans: Vec<Span>) {
         let ack = self
             .ts
-            .consume(Signal::Traces, request(resource, spans))
+            .consume(Signal::Traces, request(resource, spans), Metadata::NONE)
             .await
             .expect("accepted");
         assert_eq!(ack, Ack::ok());
@@ -729,9 +729,13 @@ async fn run_flushes_and_ends_when_the_pipeline_lets_go() {
     let config = config("{decision_wait: 30s, policies: [{name: all, type: always_sample}]}");
     let ts = TailSampling::new("tail_sampling", &config, out.clone(), &telemetry).unwrap();
     let run = tokio::spawn(ts.clone().run());
-    ts.consume(Signal::Traces, request(service("a"), vec![span(1, 1)]))
-        .await
-        .unwrap();
+    ts.consume(
+        Signal::Traces,
+        request(service("a"), vec![span(1, 1)]),
+        Metadata::NONE,
+    )
+    .await
+    .unwrap();
     drop(ts);
     tokio::time::timeout(Duration::from_secs(5), run)
         .await
@@ -989,14 +993,18 @@ async fn a_failing_next_stage_is_counted() {
 async fn only_traces_with_valid_ids_are_taken() {
     let h = harness("{policies: [{name: all, type: always_sample}]}");
     let err =
-        h.ts.consume(Signal::Metrics, Bytes::new())
+        h.ts.consume(Signal::Metrics, Bytes::new(), Metadata::NONE)
             .await
             .unwrap_err();
     assert!(matches!(err, ConsumeError::InvalidArgument(_)), "{err:?}");
     let err =
-        h.ts.consume(Signal::Traces, Bytes::from_static(b"\xff\xff"))
-            .await
-            .unwrap_err();
+        h.ts.consume(
+            Signal::Traces,
+            Bytes::from_static(b"\xff\xff"),
+            Metadata::NONE,
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, ConsumeError::InvalidArgument(_)), "{err:?}");
 
     let mut zero = span(1, 1);
@@ -1007,6 +1015,7 @@ async fn only_traces_with_valid_ids_are_taken() {
         h.ts.consume(
             Signal::Traces,
             request(service("a"), vec![zero, span(1, 3), short]),
+            Metadata::NONE,
         )
         .await
         .unwrap();

@@ -335,9 +335,9 @@ fn the_extension_is_configured_like_the_collectors() {
         config.extensions[&id],
         crate::config::extensions::ExtensionConfig::Status(Default::default())
     );
-    assert_eq!(config.extensions[&id].endpoint(), "127.0.0.1:55679");
+    assert_eq!(config.extensions[&id].endpoint(), Some("127.0.0.1:55679"));
     let config = Config::from_yaml(&yaml("{ endpoint: \"127.0.0.1:0\" }")).unwrap();
-    assert_eq!(config.extensions[&id].endpoint(), "127.0.0.1:0");
+    assert_eq!(config.extensions[&id].endpoint(), Some("127.0.0.1:0"));
     for (bad, expected) in [
         (
             "{ endpoint: \"nope\" }",
