@@ -30,6 +30,12 @@ impl LoadBalancingExporterConfig {
             .ok_or_else(|| cx.error("resolver: exactly one of static, dns, k8s must be set"))?;
         let settings = ClientSettings::from_config(&self.protocol.otlp)
             .map_err(|e| cx.error(format!("protocol.otlp.{e}")))?;
+        if settings.skip_verify.is_some() {
+            tracing::warn!(
+                exporter = %name,
+                "tls.insecure_skip_verify: backend certificates are not verified"
+            );
+        }
         let pool = PoolHandle::new(
             name,
             resolver.name(),

@@ -57,13 +57,26 @@ impl Failure {
 impl OtlpHttpExporterConfig {
     /// The exporter.
     pub fn build(&self, cx: &mut BuildContext<'_>) -> Result<Arc<OtlpHttp>, BuildError> {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| cx.error(format!("TLS roots: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .build();
+        if self.tls.insecure_skip_verify {
+            tracing::warn!(
+                exporter = %cx.id,
+                "tls.insecure_skip_verify: backend certificates are not verified"
+            );
+        }
+        let tls = super::tls::client_config(&self.tls, &[b"h2", b"http/1.1"])
+            .map_err(|e| cx.error(e))?;
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http();
+        let builder = match &self.tls.server_name_override {
+            Some(name) => {
+                let name = rustls_pki_types::ServerName::try_from(name.clone())
+                    .map_err(|e| cx.error(format!("tls.server_name_override: {e}")))?;
+                builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
+            }
+            None => builder,
+        };
+        let connector = builder.enable_http1().enable_http2().build();
         Ok(Arc::new(OtlpHttp {
             name: cx.id.to_string(),
             urls: PerSignal::from_fn(|signal| self.signal_url(signal)),
