@@ -502,7 +502,7 @@ fn recognised_but_unimplemented_keys_are_refused() {
     assert_err(
         &receiver("{http: {tls: {cert_file: c.pem, key_file: k.pem, min_version: \"1.1\"}}}"),
         "receivers.otlp.protocols.http.tls.min_version",
-        "not supported by otlp-lb",
+        "TLS 1.0 and 1.1 are not supported by otlp-lb",
     );
     assert_err(
         &receiver(

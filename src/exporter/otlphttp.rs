@@ -63,7 +63,8 @@ impl OtlpHttpExporterConfig {
                 "tls.insecure_skip_verify: backend certificates are not verified"
             );
         }
-        let tls = super::tls::client_config(&self.tls, &[b"h2", b"http/1.1"])
+        // ALPN is the connector's: it offers what enable_http1/2 allow.
+        let tls = super::tls::client_config(&self.tls, &[])
             .map_err(|e| cx.error(e))?;
         let builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
@@ -145,7 +146,7 @@ impl OtlpHttp {
         let response = tokio::time::timeout(timeout, self.client.request(request))
             .await
             .map_err(|_| Failure::new(true, format!("no answer within {timeout:?}")))?
-            .map_err(|e| Failure::new(true, format!("{e}")))?;
+            .map_err(|e| Failure::new(true, with_sources(&e)))?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
         let body = response
@@ -223,6 +224,19 @@ impl Consumer for OtlpHttp {
     fn consume(&self, signal: Signal, request: Bytes) -> ConsumeFuture<'_> {
         Box::pin(self.export(signal, request))
     }
+}
+
+/// An error and its sources on one line: hyper's own text ("client error
+/// (Connect)") hides the TLS or socket error that says what went wrong.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is not used by OTLP servers).
