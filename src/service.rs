@@ -232,7 +232,11 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
             .clone();
         let addr = local(&listener)?;
         let done = until_stopped();
-        let tls = if settings.tls.is_some() { "TLS" } else { "plain text" };
+        let tls = if settings.tls.is_some() {
+            "TLS"
+        } else {
+            "plain text"
+        };
         let kind = match server {
             Server::Grpc(config) => {
                 grpc.insert(id.to_string(), addr);

@@ -304,8 +304,13 @@ async fn mutual_tls_refuses_a_client_without_a_certificate_from_the_ca() {
     if let Ok((mut stream, _)) = tls_connect(proxy.http["otlp"], config).await {
         let _ = stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
         let mut buf = [0u8; 64];
-        let read = tokio::time::timeout(LIMIT, stream.read(&mut buf)).await.unwrap();
-        assert!(matches!(read, Err(_) | Ok(0)), "no answer without a certificate");
+        let read = tokio::time::timeout(LIMIT, stream.read(&mut buf))
+            .await
+            .unwrap();
+        assert!(
+            matches!(read, Err(_) | Ok(0)),
+            "no answer without a certificate"
+        );
     }
 
     // Signed by the CA: accepted, over both protocols.
@@ -317,7 +322,10 @@ async fn mutual_tls_refuses_a_client_without_a_certificate_from_the_ca() {
     let mut config = files.client(Some(&client));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let (mut stream, _) = tls_connect(proxy.http["otlp"], config).await.unwrap();
-    assert_eq!(post_on(&mut stream, &requests[1].encode_to_vec()).await, 200);
+    assert_eq!(
+        post_on(&mut stream, &requests[1].encode_to_vec()).await,
+        200
+    );
     assert_eq!(spans_once(&[sink]), 4);
     proxy.stop().await.unwrap();
 }
@@ -361,7 +369,10 @@ async fn a_rotated_certificate_reaches_new_connections_and_old_ones_keep_working
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(seen, rotated.der, "a new connection gets the new certificate");
+    assert_eq!(
+        seen, rotated.der,
+        "a new connection gets the new certificate"
+    );
     let grpc_cert = {
         let mut config = files.client(None);
         config.alpn_protocols = vec![b"h2".to_vec()];
@@ -370,7 +381,10 @@ async fn a_rotated_certificate_reaches_new_connections_and_old_ones_keep_working
     assert_eq!(grpc_cert, rotated.der, "on gRPC too");
 
     // Connections made before the rotation keep working.
-    assert_eq!(post_on(&mut before, &requests[1].encode_to_vec()).await, 200);
+    assert_eq!(
+        post_on(&mut before, &requests[1].encode_to_vec()).await,
+        200
+    );
     export(channel, requests[2].clone()).await.unwrap();
     assert_eq!(spans_once(&[sink]), 3);
     proxy.stop().await.unwrap();
@@ -455,11 +469,10 @@ async fn h2_connect(
 }
 
 fn grpc_request(extra: Option<(&str, String)>) -> http::Request<()> {
-    let mut req = http::Request::post(format!(
-        "http://x/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-    ))
-    .header("content-type", "application/grpc")
-    .header("te", "trailers");
+    let mut req =
+        http::Request::post("http://x/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
     if let Some((k, v)) = extra {
         req = req.header(k, v);
     }
@@ -468,10 +481,14 @@ fn grpc_request(extra: Option<(&str, String)>) -> http::Request<()> {
 
 /// Sends an empty Export call (a 5-byte gRPC frame) and returns its
 /// `grpc-status`.
-async fn h2_export(client: &mut h2::client::SendRequest<Bytes>, extra: Option<(&str, String)>) -> Option<String> {
+async fn h2_export(
+    client: &mut h2::client::SendRequest<Bytes>,
+    extra: Option<(&str, String)>,
+) -> Option<String> {
     let mut client = client.clone().ready().await.unwrap();
     let (response, mut body) = client.send_request(grpc_request(extra), false).unwrap();
-    body.send_data(Bytes::from_static(&[0, 0, 0, 0, 0]), true).unwrap();
+    body.send_data(Bytes::from_static(&[0, 0, 0, 0, 0]), true)
+        .unwrap();
     let response = tokio::time::timeout(LIMIT, response).await.unwrap().ok()?;
     let mut body = response.into_body();
     while let Some(chunk) = body.data().await {
@@ -587,7 +604,10 @@ async fn a_client_trickling_its_body_is_cut_off() {
 
     // HTTP: headers that never end are cut off too (the connection closes).
     let mut stream = TcpStream::connect(proxy.http["otlp"]).await.unwrap();
-    stream.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    stream
+        .write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     let mut buf = [0u8; 256];
     let mut total = 0;
     loop {
@@ -605,7 +625,8 @@ async fn a_client_trickling_its_body_is_cut_off() {
     let (client, _connection) = h2_connect(proxy.grpc["otlp"]).await;
     let mut client = client.ready().await.unwrap();
     let (response, mut body) = client.send_request(grpc_request(None), false).unwrap();
-    body.send_data(Bytes::from_static(&[0, 0, 0, 0, 100]), false).unwrap();
+    body.send_data(Bytes::from_static(&[0, 0, 0, 0, 100]), false)
+        .unwrap();
     let trickle = tokio::spawn(async move {
         for _ in 0..100 {
             if body.send_data(Bytes::from_static(b"\n"), false).is_err() {
@@ -614,7 +635,9 @@ async fn a_client_trickling_its_body_is_cut_off() {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
-    let response = tokio::time::timeout(LIMIT, response).await.expect("an answer");
+    let response = tokio::time::timeout(LIMIT, response)
+        .await
+        .expect("an answer");
     let status = match response {
         Err(_) => None, // the stream was reset: cut off as well
         Ok(response) => {
@@ -625,7 +648,9 @@ async fn a_client_trickling_its_body_is_cut_off() {
                 }
             }
             match tokio::time::timeout(LIMIT, body.trailers()).await.unwrap() {
-                Ok(Some(t)) => t.get("grpc-status").map(|v| v.to_str().unwrap().to_string()),
+                Ok(Some(t)) => t
+                    .get("grpc-status")
+                    .map(|v| v.to_str().unwrap().to_string()),
                 _ => None,
             }
         }
@@ -670,7 +695,10 @@ service:
     )
 }
 
-async fn send_plain(addr: SocketAddr, request: ExportTraceServiceRequest) -> Result<(), tonic::Status> {
+async fn send_plain(
+    addr: SocketAddr,
+    request: ExportTraceServiceRequest,
+) -> Result<(), tonic::Status> {
     let channel = Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
@@ -707,7 +735,9 @@ async fn otlp_http_names_a_certificate_name_mismatch_and_passes_with_an_override
     mismatch.stop().await.unwrap();
 
     let fixed = support::start(&front(&exporter(", server_name_override: backend.test"))).await;
-    send_plain(fixed.grpc["otlp"], request.clone()).await.unwrap();
+    send_plain(fixed.grpc["otlp"], request.clone())
+        .await
+        .unwrap();
     fixed.stop().await.unwrap();
     assert_eq!(spans_once(&[sink]), count_spans(&[request]));
     backend.stop().await.unwrap();
@@ -730,11 +760,17 @@ async fn otlp_grpc_with_insecure_skip_verify_reaches_an_unverifiable_backend() {
 
     // Verified against the system roots: our test CA is not one of them.
     let verified = support::start(&front(&exporter("{}"))).await;
-    assert!(send_plain(verified.grpc["otlp"], request.clone()).await.is_err());
+    assert!(
+        send_plain(verified.grpc["otlp"], request.clone())
+            .await
+            .is_err()
+    );
     verified.stop().await.unwrap();
 
     let skipping = support::start(&front(&exporter("{ insecure_skip_verify: true }"))).await;
-    send_plain(skipping.grpc["otlp"], request.clone()).await.unwrap();
+    send_plain(skipping.grpc["otlp"], request.clone())
+        .await
+        .unwrap();
     skipping.stop().await.unwrap();
     assert_eq!(spans_once(&[sink]), count_spans(&[request]));
     backend.stop().await.unwrap();

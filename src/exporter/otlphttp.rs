@@ -64,8 +64,7 @@ impl OtlpHttpExporterConfig {
             );
         }
         // ALPN is the connector's: it offers what enable_http1/2 allow.
-        let tls = super::tls::client_config(&self.tls, &[])
-            .map_err(|e| cx.error(e))?;
+        let tls = super::tls::client_config(&self.tls, &[]).map_err(|e| cx.error(e))?;
         let builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http();

@@ -59,9 +59,7 @@ pub fn client_config(tls: &ClientTlsConfig, alpn: &[&[u8]]) -> Result<ClientConf
                 let pem = read("ca_file", path)?;
                 for cert in CertificateDer::pem_slice_iter(&pem) {
                     let cert = cert.map_err(|e| pem_error("ca_file", path, e))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| pem_error("ca_file", path, e))?;
+                    roots.add(cert).map_err(|e| pem_error("ca_file", path, e))?;
                 }
                 if roots.is_empty() {
                     return Err(pem_error("ca_file", path, "no PEM certificate in the file"));
@@ -69,8 +67,9 @@ pub fn client_config(tls: &ClientTlsConfig, alpn: &[&[u8]]) -> Result<ClientConf
             }
             None => {
                 return finish(
-                    hyper_rustls::ConfigBuilderExt::with_native_roots(builder)
-                        .map_err(|e| SettingsError::Tls(format!("system root certificates: {e}")))?,
+                    hyper_rustls::ConfigBuilderExt::with_native_roots(builder).map_err(|e| {
+                        SettingsError::Tls(format!("system root certificates: {e}"))
+                    })?,
                     tls,
                     alpn,
                 );

@@ -19,13 +19,13 @@ use axum::{
     routing::post,
 };
 use bytes::Bytes;
-use prost::Message;
 use futures::StreamExt;
 use hyper::{Request, body::Incoming};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
 };
+use prost::Message;
 use tokio::net::TcpListener;
 
 use super::{

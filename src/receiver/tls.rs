@@ -297,13 +297,7 @@ mod tests {
     #[test]
     fn versions_follow_min_and_max() {
         assert_eq!(versions(None, None).len(), 2);
-        assert_eq!(
-            versions(Some("1.3"), None),
-            vec![&rustls::version::TLS13]
-        );
-        assert_eq!(
-            versions(None, Some("1.2")),
-            vec![&rustls::version::TLS12]
-        );
+        assert_eq!(versions(Some("1.3"), None), vec![&rustls::version::TLS13]);
+        assert_eq!(versions(None, Some("1.2")), vec![&rustls::version::TLS12]);
     }
 }
