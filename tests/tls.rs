@@ -20,6 +20,7 @@ use otlp_lb::{
     },
 };
 use prost::Message;
+use rustls_pki_types::pem::PemObject;
 use support::{
     pki::{self, Ca, Leaf},
     requests,
@@ -59,6 +60,14 @@ impl Files {
             ca,
             server,
         }
+    }
+
+    fn ca_der(&self) -> Vec<u8> {
+        rustls_pki_types::CertificateDer::pem_slice_iter(self.ca.pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap()
+            .to_vec()
     }
 
     fn tls_block(&self, extra: &str) -> String {
@@ -662,18 +671,32 @@ async fn a_client_trickling_its_body_is_cut_off() {
 }
 
 /// A TLS OTLP/HTTP and OTLP/gRPC backend (otlp-lb itself, forwarding to
-/// `sink`) whose certificate names only `backend.test`.
+/// `sink`) whose certificate names only `backend.test`, and which takes
+/// only clients with a certificate from the test CA.
 async fn tls_backend(files: &Files, sink: SocketAddr) -> otlp_lb::service::Running {
     let leaf = files.ca.issue(&["backend.test"], 30);
     let cert = pki::write(&files.dir, "backend.pem", &leaf.cert);
     let key = pki::write(&files.dir, "backend-key.pem", &leaf.key);
-    let tls = format!("{{ cert_file: \"{cert}\", key_file: \"{key}\" }}");
+    let tls = format!(
+        "{{ cert_file: \"{cert}\", key_file: \"{key}\", client_ca_file: \"{}\" }}",
+        files.ca_file
+    );
     support::start(&proxy_yaml(
         &[sink],
         &format!("{{ endpoint: \"127.0.0.1:0\", tls: {tls} }}"),
         &format!("{{ endpoint: \"127.0.0.1:0\", tls: {tls} }}"),
     ))
     .await
+}
+
+/// `, cert_file: ..., key_file: ...` of a client certificate from the CA.
+fn client_files(files: &Files) -> String {
+    let leaf = files.ca.issue(&["front"], 40);
+    format!(
+        ", cert_file: \"{}\", key_file: \"{}\"",
+        pki::write(&files.dir, "front.pem", &leaf.cert),
+        pki::write(&files.dir, "front-key.pem", &leaf.key)
+    )
 }
 
 /// A front proxy whose only exporter is `exporter_yaml` (`NAME: {...}`).
@@ -717,8 +740,9 @@ async fn otlp_http_names_a_certificate_name_mismatch_and_passes_with_an_override
         format!(
             "otlphttp/x: {{ endpoint: \"{url}\", compression: none, \
              retry_on_failure: {{ enabled: false }}, sending_queue: {{ enabled: false }}, \
-             tls: {{ ca_file: \"{}\"{extra} }} }}",
-            files.ca_file
+             tls: {{ ca_file: \"{}\"{}{extra} }} }}",
+            files.ca_file,
+            client_files(&files)
         )
     };
     let request = requests::traces(21, 2, 3, 10).remove(0);
@@ -759,7 +783,11 @@ async fn otlp_grpc_with_insecure_skip_verify_reaches_an_unverifiable_backend() {
     let request = requests::traces(22, 2, 3, 10).remove(0);
 
     // Verified against the system roots: our test CA is not one of them.
-    let verified = support::start(&front(&exporter("{}"))).await;
+    let identity = client_files(&files);
+    let verified = support::start(&front(&exporter(&format!(
+        "{{ insecure_skip_verify: false{identity} }}"
+    ))))
+    .await;
     assert!(
         send_plain(verified.grpc["otlp"], request.clone())
             .await
@@ -767,11 +795,107 @@ async fn otlp_grpc_with_insecure_skip_verify_reaches_an_unverifiable_backend() {
     );
     verified.stop().await.unwrap();
 
-    let skipping = support::start(&front(&exporter("{ insecure_skip_verify: true }"))).await;
+    // Not verified: the client certificate is still presented.
+    let skipping = support::start(&front(&exporter(&format!(
+        "{{ insecure_skip_verify: true{identity} }}"
+    ))))
+    .await;
     send_plain(skipping.grpc["otlp"], request.clone())
         .await
         .unwrap();
     skipping.stop().await.unwrap();
     assert_eq!(spans_once(&[sink]), count_spans(&[request]));
     backend.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_and_cipher_suites_are_what_the_server_negotiates() {
+    let files = Files::new();
+    let sink = Sink::start().await;
+    let only13 = files.tls_block(", min_version: \"1.3\"");
+    let only12 = files.tls_block(
+        ", max_version: \"1.2\", cipher_suites: [TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305]",
+    );
+    let proxy = support::start(&proxy_yaml(
+        &[sink.addr],
+        &format!("{{ endpoint: \"127.0.0.1:0\", tls: {only13} }}"),
+        &format!("{{ endpoint: \"127.0.0.1:0\", tls: {only12} }}"),
+    ))
+    .await;
+    let tls12_client = || {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls_pki_types::CertificateDer::from(
+                files.ca_der().to_vec(),
+            ))
+            .unwrap();
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth()
+    };
+    assert!(
+        tls_connect(proxy.grpc["otlp"], tls12_client())
+            .await
+            .is_err(),
+        "min_version 1.3 refuses a TLS 1.2 client"
+    );
+    let (tls13, _) = tls_connect(proxy.grpc["otlp"], files.client(None))
+        .await
+        .unwrap();
+    assert_eq!(
+        tls13.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    let (tls12, _) = tls_connect(proxy.http["otlp"], files.client(None))
+        .await
+        .unwrap();
+    let connection = tls12.get_ref().1;
+    assert_eq!(
+        connection.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2),
+        "max_version 1.2"
+    );
+    assert_eq!(
+        connection.negotiated_cipher_suite().unwrap().suite(),
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        "the one suite allowed"
+    );
+    // A connection that never sends a request would hold up the graceful
+    // shutdown of its server.
+    drop((tls12, tls13));
+    proxy.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_receiver_bounds_http2_header_lists() {
+    let sink = Sink::start().await;
+    let proxy = support::start(&plain_proxy(
+        sink.addr,
+        "",
+        ", otlp_lb_max_header_list_size: 4096",
+    ))
+    .await;
+    let status = |size: usize| {
+        let addr = proxy.http["otlp"];
+        async move {
+            let (client, _connection) = h2_connect(addr).await;
+            let mut client = client.ready().await.unwrap();
+            let request = http::Request::post("http://x/v1/traces")
+                .header("content-type", "application/x-protobuf")
+                .header("x-pad", "a".repeat(size))
+                .body(())
+                .unwrap();
+            let (response, _) = client.send_request(request, true).unwrap();
+            match tokio::time::timeout(LIMIT, response).await.unwrap() {
+                Ok(response) => response.status().as_u16(),
+                Err(_) => 0, // the stream was reset
+            }
+        }
+    };
+    assert_eq!(status(1000).await, 200, "an empty request passes");
+    assert_ne!(status(8000).await, 200, "headers over the limit do not");
+    proxy.stop().await.unwrap();
 }
