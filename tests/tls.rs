@@ -863,9 +863,6 @@ async fn versions_and_cipher_suites_are_what_the_server_negotiates() {
         rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
         "the one suite allowed"
     );
-    // A connection that never sends a request would hold up the graceful
-    // shutdown of its server.
-    drop((tls12, tls13));
     proxy.stop().await.unwrap();
 }
 
@@ -898,4 +895,29 @@ async fn the_http_receiver_bounds_http2_header_lists() {
     assert_eq!(status(1000).await, 200, "an empty request passes");
     assert_ne!(status(8000).await, 200, "headers over the limit do not");
     proxy.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_without_a_request_do_not_hold_up_shutdown() {
+    let files = Files::new();
+    let sink = Sink::start().await;
+    let tls = files.tls_block("");
+    let proxy = support::start(&proxy_yaml(
+        &[sink.addr],
+        &format!("{{ endpoint: \"127.0.0.1:0\", tls: {tls} }}"),
+        &format!("{{ endpoint: \"127.0.0.1:0\", tls: {tls} }}"),
+    ))
+    .await;
+    let a = tls_connect(proxy.grpc["otlp"], files.client(None))
+        .await
+        .unwrap();
+    let b = tls_connect(proxy.http["otlp"], files.client(None))
+        .await
+        .unwrap();
+    let plain = TcpStream::connect(proxy.grpc["otlp"]).await.unwrap();
+    tokio::time::timeout(LIMIT, proxy.stop())
+        .await
+        .expect("the service stops")
+        .unwrap();
+    drop((a, b, plain));
 }

@@ -43,9 +43,11 @@ pub async fn serve(
     listener: TcpListener,
     receiver: Arc<Receiver>,
     config: &GrpcServerConfig,
-    listen: ListenSettings,
+    mut listen: ListenSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    let (shutdown, draining) = listen::drain_on(shutdown);
+    listen.draining = Some(draining);
     let max_recv_msg_size = config.max_recv_msg_size_bytes() as usize;
     let body_timeout = Some(config.otlp_lb_request_body_timeout).filter(|d| !d.is_zero());
     tonic::transport::Server::builder()

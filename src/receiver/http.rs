@@ -60,9 +60,11 @@ pub async fn serve(
     listener: TcpListener,
     receiver: Arc<Receiver>,
     config: &HttpServerConfig,
-    listen: ListenSettings,
+    mut listen: ListenSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let (shutdown, draining) = listen::drain_on(shutdown);
+    listen.draining = Some(draining);
     let body_timeout = Some(config.read_timeout).filter(|d| !d.is_zero());
     let app = tower::Layer::layer(
         &EdgeLayer::new(body_timeout, Body::new),

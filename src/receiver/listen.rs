@@ -26,7 +26,7 @@ use rustls_pki_types::CertificateDer;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
-    sync::{OwnedSemaphorePermit, Semaphore, mpsc},
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch},
     time::Sleep,
 };
 use tokio_rustls::server::TlsStream;
@@ -49,6 +49,27 @@ pub struct ListenSettings {
     pub max_connections: Option<usize>,
     /// Close a connection with no request in flight for this long.
     pub idle_timeout: Option<Duration>,
+    /// Turns true when the server shuts down: connections with no request
+    /// in flight close then (one that never sent a request would otherwise
+    /// hold up the graceful shutdown). Set by the servers.
+    pub draining: Option<watch::Receiver<bool>>,
+}
+
+/// A shutdown signal that also tells the accepted connections to close
+/// once idle: `shutdown` for the server, the receiver for
+/// [`ListenSettings::draining`].
+pub fn drain_on(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> (
+    impl Future<Output = ()> + Send + 'static,
+    watch::Receiver<bool>,
+) {
+    let (tx, rx) = watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    };
+    (signal, rx)
 }
 
 impl GrpcServerConfig {
@@ -63,6 +84,7 @@ impl GrpcServerConfig {
             max_connections: Some(self.otlp_lb_max_connections).filter(|n| *n > 0),
             idle_timeout: Some(self.keepalive.server_parameters.max_connection_idle)
                 .filter(|d| !d.is_zero()),
+            draining: None,
         })
     }
 }
@@ -78,6 +100,7 @@ impl HttpServerConfig {
             tls,
             max_connections: Some(self.otlp_lb_max_connections).filter(|n| *n > 0),
             idle_timeout: Some(self.idle_timeout).filter(|d| !d.is_zero()),
+            draining: None,
         })
     }
 }
@@ -150,6 +173,9 @@ pub struct Conn {
     io: Io,
     info: ConnInfo,
     idle: Option<(Duration, Pin<Box<Sleep>>)>,
+    /// Resolves when the server starts draining; `None` once it has.
+    draining: Option<Pin<Box<dyn Future<Output = ()> + Send + Sync>>>,
+    drained: bool,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -178,6 +204,12 @@ impl Conn {
             idle: settings
                 .idle_timeout
                 .map(|d| (d, Box::pin(tokio::time::sleep(d)))),
+            draining: settings.draining.clone().map(|mut rx| {
+                Box::pin(async move {
+                    let _ = rx.wait_for(|d| *d).await;
+                }) as Pin<Box<dyn Future<Output = ()> + Send + Sync>>
+            }),
+            drained: false,
             _permit: permit,
         }
     }
@@ -198,6 +230,15 @@ impl Conn {
     /// True when the connection has been idle past the idle timeout. While
     /// it is not, the timer is armed for the moment it could be.
     fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Some(draining) = &mut self.draining
+            && draining.as_mut().poll(cx).is_ready()
+        {
+            self.draining = None;
+            self.drained = true;
+        }
+        if self.drained && self.info.activity.in_flight.load(Ordering::Acquire) == 0 {
+            return true;
+        }
         let Some((idle, sleep)) = &mut self.idle else {
             return false;
         };
