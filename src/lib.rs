@@ -19,7 +19,8 @@
 //!   with requests, `headers_setter`, the receivers' bearer token check.
 //! - [`component`]: what every component's `build` gets; each config type
 //!   builds its own running component.
-//! - [`receiver`]: OTLP/gRPC and OTLP/HTTP (protobuf and JSON) front ends.
+//! - [`receiver`]: OTLP/gRPC and OTLP/HTTP (protobuf and JSON) front ends,
+//!   over one accept path (TLS, `TCP_NODELAY`, connection bounds).
 //! - [`wire`]: the protobuf wire-format scanner: item counting and the
 //!   request splitter, which cuts a request into one request per backend by
 //!   copying byte ranges, never decoding or re-encoding an item.

@@ -14,8 +14,10 @@ use crate::{
     auth::{BearerTokenAuth, MetadataKeys, bearer},
     component::BuildError,
     config::{
-        ComponentId, Config, auth::AuthConfig, extensions::ExtensionConfig,
-        receivers::ReceiverConfig,
+        ComponentId, Config,
+        auth::AuthConfig,
+        extensions::ExtensionConfig,
+        receivers::{GrpcServerConfig, HttpServerConfig, ReceiverConfig},
     },
     exporter::{PoolHandle, debug::Debug},
     pipeline,
@@ -53,6 +55,14 @@ pub enum ServiceError {
     /// A server failed while running.
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// A receiver's TLS could not be set up.
+    #[error("{what}: {source}")]
+    Tls {
+        /// The config key of the `tls` block.
+        what: String,
+        /// What is wrong.
+        source: receiver::tls::TlsError,
+    },
 }
 
 /// Why one of the servers stopped with an error.
@@ -94,6 +104,12 @@ pub struct Running {
     admin: JoinSet<Result<(), ServeError>>,
     background: Vec<tokio::task::JoinHandle<()>>,
     drains: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// A receiver's server and its settings.
+enum Server {
+    Grpc(GrpcServerConfig),
+    Http(HttpServerConfig),
 }
 
 async fn bind(what: &str, address: &str) -> Result<TcpListener, ServiceError> {
@@ -166,13 +182,18 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
     let mut listeners = Vec::new();
     for (id, receiver) in &config.receivers {
         let ReceiverConfig::Otlp(otlp) = receiver;
+        let tls_error = |protocol: &str| {
+            let what = format!("receivers.{id}.protocols.{protocol}.tls");
+            move |source| ServiceError::Tls { what, source }
+        };
         if let Some(grpc) = &otlp.protocols.grpc {
             let l = bind(
                 &format!("receivers.{id}.protocols.grpc.endpoint"),
                 &grpc.endpoint,
             )
             .await?;
-            listeners.push((id.clone(), true, l, grpc.max_recv_msg_size_bytes() as usize));
+            let settings = grpc.listen_settings().map_err(tls_error("grpc"))?;
+            listeners.push((id.clone(), Server::Grpc(grpc.clone()), l, settings));
         }
         if let Some(http) = &otlp.protocols.http {
             let l = bind(
@@ -180,7 +201,8 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
                 &http.endpoint,
             )
             .await?;
-            listeners.push((id.clone(), false, l, http.max_request_body_size as usize));
+            let settings = http.listen_settings().map_err(tls_error("http"))?;
+            listeners.push((id.clone(), Server::Http(http.clone()), l, settings));
         }
     }
 
@@ -229,7 +251,7 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
 
     let mut servers = JoinSet::new();
     let (mut grpc, mut http) = (BTreeMap::new(), BTreeMap::new());
-    for (id, is_grpc, listener, limit) in listeners {
+    for (id, server, listener, settings) in listeners {
         // A receiver no pipeline uses still listens, as in the collector.
         let receiver = receivers
             .entry(id.clone())
@@ -237,22 +259,32 @@ pub async fn start(config: Config) -> Result<Running, ServiceError> {
             .clone();
         let addr = local(&listener)?;
         let done = until_stopped();
-        if is_grpc {
-            grpc.insert(id.to_string(), addr);
-            servers.spawn(async move {
-                receiver::grpc::serve(listener, receiver, limit, done)
-                    .await
-                    .map_err(ServeError::from)
-            });
+        let tls = if settings.tls.is_some() {
+            "TLS"
         } else {
-            http.insert(id.to_string(), addr);
-            servers.spawn(async move {
-                receiver::http::serve(listener, receiver, limit, done)
-                    .await
-                    .map_err(ServeError::from)
-            });
-        }
-        tracing::info!(receiver = %id, %addr, "listening ({})", if is_grpc { "OTLP/gRPC" } else { "OTLP/HTTP" });
+            "plain text"
+        };
+        let kind = match server {
+            Server::Grpc(config) => {
+                grpc.insert(id.to_string(), addr);
+                servers.spawn(async move {
+                    receiver::grpc::serve(listener, receiver, &config, settings, done)
+                        .await
+                        .map_err(ServeError::from)
+                });
+                "OTLP/gRPC"
+            }
+            Server::Http(config) => {
+                http.insert(id.to_string(), addr);
+                servers.spawn(async move {
+                    receiver::http::serve(listener, receiver, &config, settings, done)
+                        .await
+                        .map_err(ServeError::from)
+                });
+                "OTLP/HTTP"
+            }
+        };
+        tracing::info!(receiver = %id, %addr, "listening ({kind}, {tls})");
     }
     drop(receivers);
 

@@ -22,8 +22,9 @@ use std::{
 use anyhow::Context;
 use bytes::Bytes;
 use otlp_lb::{
+    config::receivers::{GrpcServerConfig, HttpServerConfig},
     consumer::{self, Ack, ConsumeError, ConsumeFuture, Consumer, CountedFuture, Metadata},
-    receiver::{self, Receiver},
+    receiver::{self, Receiver, listen::ListenSettings},
     signal::{PerSignal, Signal},
     telemetry::Telemetry,
     wire::{self, Fields},
@@ -268,16 +269,26 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
             &telemetry,
         ));
         let done = until_stopped();
-        const LIMIT: usize = 64 << 20;
+        // The receivers' defaults (plain text, no connection cap), with
+        // room for the largest requests a load test sends.
+        const LIMIT_MIB: u64 = 64;
         if is_grpc {
+            let config = GrpcServerConfig {
+                max_recv_msg_size_mib: LIMIT_MIB,
+                ..GrpcServerConfig::default()
+            };
             servers.spawn(async move {
-                receiver::grpc::serve(listener, receiver, LIMIT, done)
+                receiver::grpc::serve(listener, receiver, &config, ListenSettings::default(), done)
                     .await
                     .map_err(|e| e.to_string())
             });
         } else {
+            let config = HttpServerConfig {
+                max_request_body_size: LIMIT_MIB << 20,
+                ..HttpServerConfig::default()
+            };
             servers.spawn(async move {
-                receiver::http::serve(listener, receiver, LIMIT, done)
+                receiver::http::serve(listener, receiver, &config, ListenSettings::default(), done)
                     .await
                     .map_err(|e| e.to_string())
             });

@@ -471,8 +471,8 @@ fn recognised_but_unimplemented_keys_are_refused() {
             "exporters.loadbalancing.protocol.otlp.sending_queue.storage",
         ),
         (
-            "{protocol: {otlp: {tls: {insecure_skip_verify: true}}}, resolver: {static: {hostnames: [a]}}}",
-            "exporters.loadbalancing.protocol.otlp.tls.insecure_skip_verify",
+            "{protocol: {otlp: {balancer_name: round_robin}}, resolver: {static: {hostnames: [a]}}}",
+            "exporters.loadbalancing.protocol.otlp.balancer_name",
         ),
     ];
     for (exporter, path) in cases {
@@ -490,10 +490,53 @@ fn recognised_but_unimplemented_keys_are_refused() {
         "not supported by otlp-lb",
     );
     assert_err(
-        &receiver("{grpc: {keepalive: {}}}"),
-        "receivers.otlp.protocols.grpc.keepalive",
+        &receiver("{grpc: {keepalive: {server_parameters: {time: 10s}}}}"),
+        "receivers.otlp.protocols.grpc.keepalive.server_parameters.time",
         "not supported by otlp-lb",
     );
+    assert_err(
+        &receiver("{grpc: {tls: {cert_file: c.pem}}}"),
+        "receivers.otlp.protocols.grpc.tls.key_file",
+        "required",
+    );
+    assert_err(
+        &receiver("{http: {tls: {cert_file: c.pem, key_file: k.pem, min_version: \"1.1\"}}}"),
+        "receivers.otlp.protocols.http.tls.min_version",
+        "TLS 1.0 and 1.1 are not supported by otlp-lb",
+    );
+    assert_err(
+        &receiver(
+            "{http: {tls: {cert_file: c, key_file: k, min_version: \"1.3\", max_version: \"1.2\"}}}",
+        ),
+        "receivers.otlp.protocols.http.tls.min_version",
+        "must not be above max_version",
+    );
+    assert_err(
+        &receiver(
+            "{grpc: {tls: {cert_file: c, key_file: k, cipher_suites: [TLS_AES_128_GCM_SHA256, TLS_RSA_WITH_AES_128_CBC_SHA]}}}",
+        ),
+        "receivers.otlp.protocols.grpc.tls.cipher_suites[1]",
+        "TLS_RSA_WITH_AES_128_CBC_SHA: not supported by otlp-lb",
+    );
+    assert_err(
+        &receiver("{grpc: {tls: {cert_file: c, key_file: k, client_ca_file_reload: true}}}"),
+        "receivers.otlp.protocols.grpc.tls.client_ca_file_reload",
+        "not supported by otlp-lb",
+    );
+    assert_err(
+        &receiver("{http: {write_timeout: 10s}}"),
+        "receivers.otlp.protocols.http.write_timeout",
+        "not supported by otlp-lb",
+    );
+    load(&receiver(
+        "{grpc: {tls: {cert_file: c, key_file: k, client_ca_file: ca, min_version: \"1.3\", \
+         reload_interval: 1m, cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]}, \
+         max_concurrent_streams: 10, keepalive: {server_parameters: {max_connection_idle: 1m}}, \
+         otlp_lb_max_connections: 5, otlp_lb_max_header_list_size: 8192, \
+         otlp_lb_request_body_timeout: 5s}, \
+         http: {endpoint: \"127.0.0.1:4318\", tls: {cert_file: c, key_file: k}, read_timeout: 5s, \
+         read_header_timeout: 5s, idle_timeout: 30s, otlp_lb_max_connections: 5}}",
+    ));
     assert_err(
         &format!("{}connectors: {{}}\n", lb(STATIC)),
         "connectors",

@@ -22,6 +22,7 @@ use tonic::{
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint as Transport, Identity},
 };
 
+use super::tls::SkipVerifyConnector;
 use crate::{
     auth::{HeadersSetter, Metadata},
     codec::{self, RawCodec, UnaryBody},
@@ -50,6 +51,15 @@ pub struct ClientSettings {
     /// The `headers_setter` of `auth`: headers per call, from the metadata
     /// of the request the call carries data of.
     pub headers_setter: Option<Arc<HeadersSetter>>,
+    /// TLS without verifying the backend (`tls.insecure_skip_verify`):
+    /// done by this connector instead of tonic.
+    pub skip_verify: Option<SkipVerifyConnector>,
+}
+
+impl std::fmt::Debug for SkipVerifyConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SkipVerifyConnector")
+    }
 }
 
 impl std::fmt::Debug for ClientSettings {
@@ -68,6 +78,7 @@ impl std::fmt::Debug for ClientSettings {
             .field("headers", &names)
             .field("tls", &self.tls.is_some())
             .field("headers_setter", &self.headers_setter)
+            .field("skip_verify", &self.skip_verify.is_some())
             .finish()
     }
 }
@@ -81,6 +92,7 @@ impl Default for ClientSettings {
             headers: MetadataMap::new(),
             tls: None,
             headers_setter: None,
+            skip_verify: None,
         }
     }
 }
@@ -106,6 +118,10 @@ pub enum SettingsError {
         /// The read error.
         source: std::io::Error,
     },
+    /// The TLS settings are not usable (a PEM file without a certificate,
+    /// a key that does not match its certificate, ...).
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl ClientSettings {
@@ -135,6 +151,10 @@ impl ClientSettings {
             headers,
             tls: Self::tls(config)?,
             headers_setter,
+            skip_verify: match config.plaintext() || !config.tls.insecure_skip_verify {
+                true => None,
+                false => Some(SkipVerifyConnector::new(&config.tls)?),
+            },
         })
     }
 
@@ -221,7 +241,11 @@ impl Backend {
         exporter: &str,
         telemetry: &Telemetry,
     ) -> Result<Backend, BackendError> {
-        let channel = Self::transport(&endpoint, &settings)?.connect_lazy();
+        let ep = Self::transport(&endpoint, &settings)?;
+        let channel = match &settings.skip_verify {
+            Some(connector) => ep.connect_with_connector_lazy(connector.clone()),
+            None => ep.connect_lazy(),
+        };
         Ok(Self::with_channel(
             endpoint, channel, settings, exporter, telemetry,
         ))
@@ -239,15 +263,25 @@ impl Backend {
         limit: Duration,
     ) -> Result<Backend, BackendError> {
         let ep = Self::transport(&endpoint, &settings)?;
-        let channel = match tokio::time::timeout(limit, ep.connect()).await {
+        let connect = async {
+            match &settings.skip_verify {
+                Some(connector) => ep.connect_with_connector(connector.clone()).await,
+                None => ep.connect().await,
+            }
+        };
+        let lazy = || match &settings.skip_verify {
+            Some(connector) => ep.connect_with_connector_lazy(connector.clone()),
+            None => ep.connect_lazy(),
+        };
+        let channel = match tokio::time::timeout(limit, connect).await {
             Ok(Ok(channel)) => channel,
             Ok(Err(e)) => {
                 tracing::debug!(%endpoint, "backend not reachable yet: {e}");
-                ep.connect_lazy()
+                lazy()
             }
             Err(_) => {
                 tracing::debug!(%endpoint, "backend not reachable within {limit:?}");
-                ep.connect_lazy()
+                lazy()
             }
         };
         Ok(Self::with_channel(
@@ -260,7 +294,9 @@ impl Backend {
         endpoint: &Arc<str>,
         settings: &ClientSettings,
     ) -> Result<Transport, BackendError> {
-        let scheme = if settings.tls.is_some() {
+        // With `insecure_skip_verify` the connector does TLS, so tonic
+        // must not: it is given an http:// URI.
+        let scheme = if settings.tls.is_some() && settings.skip_verify.is_none() {
             "https"
         } else {
             "http"
@@ -281,7 +317,7 @@ impl Backend {
             .initial_connection_window_size(Some(16 << 20))
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true);
-        if let Some(tls) = &settings.tls {
+        if let (Some(tls), None) = (&settings.tls, &settings.skip_verify) {
             ep = ep
                 .tls_config(tls.clone())
                 .map_err(|e| fail(format!("TLS: {e}")))?;

@@ -31,6 +31,12 @@ impl LoadBalancingExporterConfig {
         let setter = cx.headers_setter("protocol.otlp.auth", self.protocol.otlp.auth.as_ref())?;
         let settings = ClientSettings::from_config(&self.protocol.otlp, setter)
             .map_err(|e| cx.error(format!("protocol.otlp.{e}")))?;
+        if settings.skip_verify.is_some() {
+            tracing::warn!(
+                exporter = %name,
+                "tls.insecure_skip_verify: backend certificates are not verified"
+            );
+        }
         let pool = PoolHandle::new(
             name,
             resolver.name(),

@@ -23,6 +23,7 @@ pub mod otlphttp;
 pub mod pool;
 pub mod queue;
 pub mod retry;
+pub mod tls;
 
 use std::{collections::BTreeSet, sync::Arc};
 

@@ -20,6 +20,12 @@ impl OtlpExporterConfig {
             .ok_or_else(|| cx.error("endpoint: required"))?;
         let setter = cx.headers_setter("auth", self.auth.as_ref())?;
         let settings = ClientSettings::from_config(self, setter).map_err(|e| cx.error(e))?;
+        if settings.skip_verify.is_some() {
+            tracing::warn!(
+                exporter = %name,
+                "tls.insecure_skip_verify: backend certificates are not verified"
+            );
+        }
         let pool = PoolHandle::new(name, "static", Arc::new(settings), 1, cx.telemetry.clone());
         let updates = fixed::resolve(&[target], Resolutions::new(cx.telemetry, name, "static"));
         cx.tasks

@@ -63,13 +63,26 @@ impl Failure {
 impl OtlpHttpExporterConfig {
     /// The exporter.
     pub fn build(&self, cx: &mut BuildContext<'_>) -> Result<Arc<OtlpHttp>, BuildError> {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| cx.error(format!("TLS roots: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .build();
+        if self.tls.insecure_skip_verify {
+            tracing::warn!(
+                exporter = %cx.id,
+                "tls.insecure_skip_verify: backend certificates are not verified"
+            );
+        }
+        // ALPN is the connector's: it offers what enable_http1/2 allow.
+        let tls = super::tls::client_config(&self.tls, &[]).map_err(|e| cx.error(e))?;
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http();
+        let builder = match &self.tls.server_name_override {
+            Some(name) => {
+                let name = rustls_pki_types::ServerName::try_from(name.clone())
+                    .map_err(|e| cx.error(format!("tls.server_name_override: {e}")))?;
+                builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
+            }
+            None => builder,
+        };
+        let connector = builder.enable_http1().enable_http2().build();
         Ok(Arc::new(OtlpHttp {
             name: cx.id.to_string(),
             urls: PerSignal::from_fn(|signal| self.signal_url(signal)),
@@ -142,7 +155,7 @@ impl OtlpHttp {
         let response = tokio::time::timeout(timeout, self.client.request(request))
             .await
             .map_err(|_| Failure::new(true, format!("no answer within {timeout:?}")))?
-            .map_err(|e| Failure::new(true, format!("{e}")))?;
+            .map_err(|e| Failure::new(true, with_sources(&e)))?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
         let body = response
@@ -225,6 +238,19 @@ impl Consumer for OtlpHttp {
     fn consume(&self, signal: Signal, request: Bytes, metadata: Metadata) -> ConsumeFuture<'_> {
         Box::pin(self.export(signal, request, metadata))
     }
+}
+
+/// An error and its sources on one line: hyper's own text ("client error
+/// (Connect)") hides the TLS or socket error that says what went wrong.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is not used by OTLP servers).

@@ -13,7 +13,6 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use prost::Message;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{
     Request, Response, Status,
     body::Body,
@@ -21,10 +20,14 @@ use tonic::{
     server::{NamedService, UnaryService},
 };
 
-use super::{Receiver, Transport};
+use super::{
+    Receiver, Transport,
+    listen::{self, EdgeLayer, ListenSettings},
+};
 use crate::{
     auth::Metadata,
     codec::{self, RawCodec, UnaryBody},
+    config::receivers::GrpcServerConfig,
     consumer::{Ack, ConsumeError},
     proto::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse},
     signal::Signal,
@@ -34,13 +37,20 @@ use crate::{
 const MAX_FRAME_SIZE: u32 = (1 << 24) - 1;
 
 /// Serves OTLP/gRPC for `receiver` on `listener` until `shutdown` resolves,
-/// then finishes the requests in flight.
+/// then finishes the requests in flight. Connections come through
+/// [`listen::incoming`] (TLS, `TCP_NODELAY`, the connection cap), since
+/// tonic's own listener options do not apply to an incoming stream.
 pub async fn serve(
     listener: TcpListener,
     receiver: Arc<Receiver>,
-    max_recv_msg_size: usize,
+    config: &GrpcServerConfig,
+    mut listen: ListenSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    let (shutdown, draining) = listen::drain_on(shutdown);
+    listen.draining = Some(draining);
+    let max_recv_msg_size = config.max_recv_msg_size_bytes() as usize;
+    let body_timeout = Some(config.otlp_lb_request_body_timeout).filter(|d| !d.is_zero());
     tonic::transport::Server::builder()
         .initial_stream_window_size(Some(4 << 20))
         .initial_connection_window_size(Some(16 << 20))
@@ -48,7 +58,9 @@ pub async fn serve(
         // protocol's maximum too): the body then arrives as one buffer and
         // the message is a slice of it, with no copy to join frames.
         .max_frame_size(Some(MAX_FRAME_SIZE))
-        .tcp_nodelay(true)
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .http2_max_header_list_size(config.otlp_lb_max_header_list_size)
+        .layer(EdgeLayer::new(body_timeout, Body::new))
         .add_service(ExportService::<TracesSvc>::new(
             receiver.clone(),
             max_recv_msg_size,
@@ -58,7 +70,7 @@ pub async fn serve(
             max_recv_msg_size,
         ))
         .add_service(ExportService::<LogsSvc>::new(receiver, max_recv_msg_size))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(listen::incoming(listener, listen), shutdown)
         .await
 }
 

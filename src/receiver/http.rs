@@ -19,17 +19,32 @@ use axum::{
     routing::post,
 };
 use bytes::Bytes;
+use futures::StreamExt;
+use hyper::{Request, body::Incoming};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+};
 use prost::Message;
 use tokio::net::TcpListener;
 
-use super::{Receiver, Transport, grpc::encode_response, json};
+use super::{
+    Receiver, Transport,
+    grpc::encode_response,
+    json,
+    listen::{self, EdgeLayer, ListenSettings},
+};
 use crate::{
+    config::receivers::HttpServerConfig,
     consumer::{Ack, ConsumeError},
     signal::Signal,
 };
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
+/// HTTP/2 streams per connection (the collector's HTTP server has no key
+/// for it; Go's default is 250).
+const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
 
 #[derive(Clone)]
 struct Shared {
@@ -37,17 +52,65 @@ struct Shared {
     max_body: usize,
 }
 
-/// Serves OTLP/HTTP for `receiver` on `listener` until `shutdown` resolves,
-/// then finishes the requests in flight.
+/// Serves OTLP/HTTP (HTTP/1.1 and HTTP/2) for `receiver` on `listener`
+/// until `shutdown` resolves, then finishes the requests in flight.
+/// Connections come through [`listen::incoming`] (TLS, `TCP_NODELAY`, the
+/// connection cap).
 pub async fn serve(
     listener: TcpListener,
     receiver: Arc<Receiver>,
-    max_request_body_size: usize,
+    config: &HttpServerConfig,
+    mut listen: ListenSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(receiver, max_request_body_size))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (shutdown, draining) = listen::drain_on(shutdown);
+    listen.draining = Some(draining);
+    let body_timeout = Some(config.read_timeout).filter(|d| !d.is_zero());
+    let app = tower::Layer::layer(
+        &EdgeLayer::new(body_timeout, Body::new),
+        router(receiver, config.max_request_body_size as usize),
+    );
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.read_header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(HTTP2_MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(config.otlp_lb_max_header_list_size);
+    let mut conns = listen::incoming(listener, listen);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let conn = tokio::select! {
+            conn = conns.next() => match conn {
+                Some(Ok(conn)) => conn,
+                Some(Err(never)) => match never {},
+                None => break,
+            },
+            _ = &mut shutdown => break,
+        };
+        let info = conn.info().clone();
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(info.clone());
+            tower::ServiceExt::oneshot(app.clone(), req)
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(conn), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("OTLP/HTTP connection: {e}");
+            }
+        });
+    }
+    drop(conns);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// The OTLP/HTTP routes, for embedding or testing.

@@ -13,6 +13,8 @@
 pub mod grpc;
 pub mod http;
 pub mod json;
+pub mod listen;
+pub mod tls;
 
 use std::sync::Arc;
 

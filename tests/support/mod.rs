@@ -6,6 +6,7 @@
 
 pub mod dns;
 pub mod k8s_api;
+pub mod pki;
 pub mod requests;
 pub mod sink;
 

@@ -123,21 +123,6 @@ impl OtlpHttpExporterConfig {
             ));
         }
         self.tls.validate(&child(path, "tls"))?;
-        let tls = &self.tls;
-        for (key, set) in [
-            ("ca_file", tls.ca_file.is_some()),
-            ("cert_file", tls.cert_file.is_some()),
-            ("key_file", tls.key_file.is_some()),
-            ("server_name_override", tls.server_name_override.is_some()),
-        ] {
-            if set {
-                return Err(ConfigError::new(
-                    child(&child(path, "tls"), key),
-                    "not supported by otlp-lb on otlphttp yet: https:// URLs are verified \
-                     against the system roots",
-                ));
-            }
-        }
         self.retry_on_failure
             .validate(&child(path, "retry_on_failure"))?;
         self.sending_queue.validate(&child(path, "sending_queue"))

@@ -37,8 +37,9 @@ pub struct ClientTlsConfig {
     pub key_file: Option<String>,
     /// Name checked against the backend certificate instead of the endpoint host.
     pub server_name_override: Option<String>,
-    /// Not supported by otlp-lb: backends are always verified when TLS is on.
-    pub insecure_skip_verify: Unsupported,
+    /// Encrypt but do not verify the backend's certificate (its signer or
+    /// its name). Default false; logged as a warning at start.
+    pub insecure_skip_verify: bool,
     /// Not supported by otlp-lb; use `ca_file`.
     pub ca_pem: Unsupported,
     /// Not supported by otlp-lb; use `cert_file`.
