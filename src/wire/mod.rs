@@ -26,6 +26,8 @@ pub mod split;
 
 // The prost oracle of the splitter: the unit tests' and, with the `fuzzing`
 // feature, the fuzz targets' (`fuzz/`); never part of the product.
+#[cfg(test)]
+mod fuzz_seeds;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod oracle;
 #[cfg(test)]
