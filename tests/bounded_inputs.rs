@@ -121,3 +121,44 @@ async fn grpc_messages_over_the_limit_are_resource_exhausted() {
     .await;
     proxy.stop().await.unwrap();
 }
+
+/// A span attribute nested 100 000 levels deep (arrays in arrays): the
+/// debug exporter's protobuf-to-JSON transcoding and the prost decoders of
+/// the second tier refuse it at their recursion limit instead of
+/// overflowing the stack.
+#[test]
+fn deeply_nested_values_are_refused_by_decoders_not_by_the_stack() {
+    fn ld(number: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        prost::encoding::encode_key(number, prost::encoding::WireType::LengthDelimited, &mut out);
+        prost::encoding::encode_varint(payload.len() as u64, &mut out);
+        out.extend_from_slice(payload);
+        out
+    }
+    // AnyValue { array_value: ArrayValue { values: [ ... ] } }, inside out;
+    // built back to front, so it costs its size, not size times depth.
+    let mut rev: Vec<u8> = ld(1, b"leaf").into_iter().rev().collect();
+    for _ in 0..100_000 {
+        for number in [1, 5] {
+            let mut header = Vec::new();
+            prost::encoding::encode_key(
+                number,
+                prost::encoding::WireType::LengthDelimited,
+                &mut header,
+            );
+            prost::encoding::encode_varint(rev.len() as u64, &mut header);
+            rev.extend(header.iter().rev());
+        }
+    }
+    rev.reverse();
+    let attribute = [ld(1, b"deep"), ld(2, &rev)].concat();
+    let span = [ld(1, &[1; 16]), ld(9, &attribute)].concat();
+    let request = ld(1, &ld(2, &ld(2, &span)));
+    assert!(otlp_lb::receiver::json::to_json(Signal::Traces, &request).is_err());
+    assert!(
+        otlp_lb::proto::collector::trace::v1::ExportTraceServiceRequest::decode(&request[..])
+            .is_err()
+    );
+    // The scanner reads it without recursing.
+    assert_eq!(otlp_lb::wire::count_items(Signal::Traces, &request), Ok(1));
+}
