@@ -73,9 +73,23 @@ pub fn prefix(len: usize) -> Result<Bytes, Status> {
     Ok(Bytes::copy_from_slice(&p))
 }
 
+/// The status for a message over the receiver's size limit:
+/// RESOURCE_EXHAUSTED, as grpc-go and grpc-java answer. tonic's decoder says
+/// OUT_OF_RANGE, which the OTLP spec makes retryable, so a client would send
+/// the same oversized request again forever; RESOURCE_EXHAUSTED without
+/// `RetryInfo` is final.
+pub fn too_large(found: Option<usize>, limit: usize) -> Status {
+    let found = found
+        .map(|n| format!("found {n} bytes, "))
+        .unwrap_or_default();
+    Status::resource_exhausted(format!(
+        "Error, decoded message length too large: {found}the limit is: {limit} bytes"
+    ))
+}
+
 /// The message of a unary gRPC body: `body` must be exactly one
-/// uncompressed length-prefixed message of at most `limit` bytes. The result
-/// is a slice of `body`, not a copy.
+/// uncompressed length-prefixed message of at most `limit` bytes (else
+/// [`too_large`]). The result is a slice of `body`, not a copy.
 pub fn unframe(body: Bytes, limit: usize) -> Result<Bytes, Status> {
     let Some(header) = body.get(..5) else {
         return Err(Status::internal(format!(
@@ -90,9 +104,7 @@ pub fn unframe(body: Bytes, limit: usize) -> Result<Bytes, Status> {
     }
     let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
     if len > limit {
-        return Err(Status::out_of_range(format!(
-            "Error, decoded message length too large: found {len} bytes, the limit is: {limit} bytes"
-        )));
+        return Err(too_large(Some(len), limit));
     }
     if body.len() - 5 != len {
         return Err(Status::internal(format!(
@@ -210,7 +222,7 @@ mod tests {
         let over_limit = Bytes::from_static(&[0, 0, 0, 0, 2, 7, 8]);
         assert_eq!(
             unframe(over_limit, 1).unwrap_err().code(),
-            tonic::Code::OutOfRange
+            tonic::Code::ResourceExhausted
         );
     }
 }

@@ -173,9 +173,31 @@ impl<S: OtlpService> tower::Service<http::Request<Body>> for ExportService<S> {
                 signal: S::SIGNAL,
                 metadata,
             };
-            Ok(grpc.unary(handler, req).await)
+            Ok(size_status(grpc.unary(handler, req).await))
         })
     }
+}
+
+/// tonic answers a compressed message whose compressed length is over the
+/// limit with OUT_OF_RANGE (one inflating past it already gets
+/// RESOURCE_EXHAUSTED); we answer [`codec::too_large`]'s code for both. The
+/// handler itself never answers OUT_OF_RANGE, so the code alone identifies
+/// the limit.
+fn size_status(mut response: http::Response<Body>) -> http::Response<Body> {
+    // The codes as the `grpc-status` header spells them.
+    const OUT_OF_RANGE: &[u8] = b"11";
+    const RESOURCE_EXHAUSTED: &str = "8";
+    let headers = response.headers_mut();
+    if headers
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == OUT_OF_RANGE)
+    {
+        headers.insert(
+            "grpc-status",
+            http::HeaderValue::from_static(RESOURCE_EXHAUSTED),
+        );
+    }
+    response
 }
 
 /// True when the request is not compressed (no `grpc-encoding`, or
@@ -199,9 +221,7 @@ async fn unary_uncompressed(
     let body = http_body_util::Limited::new(req.into_body(), limit.saturating_add(5));
     let message = match body.collect().await {
         Ok(collected) => codec::unframe(collected.to_bytes(), limit),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Status::out_of_range(format!(
-            "Error, decoded message length too large: the limit is: {limit} bytes"
-        ))),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(codec::too_large(None, limit)),
         Err(e) => Err(Status::internal(format!("reading the request body: {e}"))),
     };
     let result = match message {

@@ -242,9 +242,12 @@ fn unauthenticated(headers: &HeaderMap, message: &str) -> Response {
     response
 }
 
-/// Inflates a compressed body, refusing to grow past `limit` (a small gzip
-/// body can inflate to gigabytes).
-fn inflate(
+/// Inflates a body sent with `Content-Encoding: content_encoding` (`gzip`,
+/// `deflate`, `zstd`; empty or `identity` returns it as it is), refusing to
+/// grow past `limit` (a small gzip body can inflate to gigabytes). The error
+/// is the answer: 413 past the limit, 415 for another encoding, 400 for a
+/// corrupt body.
+pub fn inflate(
     content_encoding: &str,
     raw: Bytes,
     limit: usize,

@@ -24,6 +24,14 @@
 //! - `attributes`: `attribute_entry` `name=value|` for each configured name,
 //!   in configuration order (`name=|` when missing).
 //!
+//! Bounded work on hostile input: an attribute value is rendered as at most
+//! [`MAX_VALUE_TEXT`] bytes (its first bytes; longer values sharing those
+//! route together), so a megabyte value in a resource or scope, repeated into
+//! the key of every item below it, costs a bounded amount per item rather
+//! than its size. Nothing here recurses: an array or kvlist value (nested
+//! however deep) is its encoded bytes, never walked. The `streamID` digest of
+//! a long scope name and version is taken once per scope, not per metric.
+//!
 //! What this module must never do: walk a request. Finding the fields is the
 //! splitter's scan ([`crate::wire::split`]); this module only turns the values
 //! it found (byte ranges of the request) into key text.
@@ -31,7 +39,7 @@
 use std::{cmp::Ordering, fmt, io::Write as _, ops::Range};
 
 use serde::Deserialize;
-use xxhash_rust::xxh3::xxh3_128;
+use xxhash_rust::xxh3::{Xxh3Default, xxh3_128};
 
 #[cfg(doc)]
 use super::key_hash;
@@ -326,6 +334,48 @@ pub(crate) fn stream_prefix(
     key.extend_from_slice(&metric_id);
 }
 
+/// Above this many bytes of scope name and version, the `streamID` metric
+/// digest continues from a per-scope hasher state ([`scope_digest`]) instead
+/// of hashing the scope's identity again for every metric: the same digest,
+/// in time linear in the request.
+pub(crate) const LONG_SCOPE: usize = 1024;
+
+/// The streaming xxh3 state after the resource identity, scope name and
+/// scope version of a `streamID` metric digest, for scopes longer than
+/// [`LONG_SCOPE`]; [`stream_prefix_from`] finishes it per metric.
+#[derive(Clone)]
+pub(crate) struct ScopeDigest(Box<Xxh3Default>);
+
+impl fmt::Debug for ScopeDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ScopeDigest")
+    }
+}
+
+/// The [`ScopeDigest`] of a scope.
+pub(crate) fn scope_digest(
+    resource_id: &[u8; 16],
+    scope_name: &[u8],
+    scope_version: &[u8],
+) -> ScopeDigest {
+    let mut state = Box::new(Xxh3Default::new());
+    state.update(resource_id);
+    for part in [scope_name, scope_version] {
+        state.update(&(part.len() as u32).to_le_bytes());
+        state.update(part);
+    }
+    ScopeDigest(state)
+}
+
+/// [`stream_prefix`] from a [`scope_digest`] state: the same bytes in `key`.
+pub(crate) fn stream_prefix_from(key: &mut Vec<u8>, scope: &ScopeDigest, metric_name: &[u8]) {
+    let mut state = (*scope.0).clone();
+    state.update(&(metric_name.len() as u32).to_le_bytes());
+    state.update(metric_name);
+    key.clear();
+    key.extend_from_slice(&state.digest128().to_le_bytes());
+}
+
 /// The resource identity in a `streamID` key: xxh3-128 of the resource's
 /// [`canonical_attrs`].
 #[inline]
@@ -475,15 +525,39 @@ fn tie(buf: &[u8], a: &Attr, b: &Attr) -> Ordering {
         .then_with(|| bytes(a.value).cmp(bytes(b.value)))
 }
 
+/// The longest key text of one attribute value ([`render_any`]): longer
+/// texts are cut to their first `MAX_VALUE_TEXT` bytes. Routing values
+/// (tenants, hosts, namespaces, routes) are far shorter; the bound keeps a
+/// hostile megabyte value, copied into the key of each of thousands of items,
+/// from making a request's split take time quadratic in its size.
+pub const MAX_VALUE_TEXT: usize = 256;
+
+/// At most the first [`MAX_VALUE_TEXT`] bytes of `bytes`.
+#[inline]
+fn capped(bytes: &[u8]) -> &[u8] {
+    bytes.get(..MAX_VALUE_TEXT).unwrap_or(bytes)
+}
+
 /// Appends the key text of the encoded `AnyValue` at `buf[payload]`: a
 /// string is its text, an int its decimal, a bool `true`/`false`, a double
 /// Rust's `{}` rendering, anything else (and an empty value) its encoded
-/// bytes. The error is a malformed `AnyValue`.
+/// bytes, never walked, however deeply an array or kvlist nests. The text is
+/// cut to its first [`MAX_VALUE_TEXT`] bytes. The error is a malformed
+/// `AnyValue` (at its top level: nested values are not read).
 pub(crate) fn render_any(
     buf: &[u8],
     payload: Range<usize>,
     out: &mut Vec<u8>,
 ) -> Result<(), WireError> {
+    let start = out.len();
+    render_value(buf, payload, out)?;
+    // Only a double's rendering can still be longer (up to 300-odd digits).
+    out.truncate(start + MAX_VALUE_TEXT);
+    Ok(())
+}
+
+#[inline(always)]
+fn render_value(buf: &[u8], payload: Range<usize>, out: &mut Vec<u8>) -> Result<(), WireError> {
     // The oneof's last field wins, as in protobuf.
     let mut last: Option<Field> = None;
     for f in Fields::within(buf, payload.clone()) {
@@ -495,11 +569,13 @@ pub(crate) fn render_any(
     let Some(f) = last else {
         return Ok(());
     };
-    let raw = |out: &mut Vec<u8>| out.extend_from_slice(bytes_of(buf, payload.start, payload.end));
+    let raw = |out: &mut Vec<u8>| {
+        out.extend_from_slice(capped(bytes_of(buf, payload.start, payload.end)))
+    };
     match f.number {
         any_value::STRING_VALUE => {
             let p = f.payload()?;
-            out.extend_from_slice(bytes_of(buf, p.start, p.end));
+            out.extend_from_slice(capped(bytes_of(buf, p.start, p.end)));
         }
         any_value::BOOL_VALUE => {
             out.extend_from_slice(if f.varint()? != 0 { b"true" } else { b"false" })
@@ -596,6 +672,44 @@ mod tests {
         assert_eq!(
             KeySpec::new(RoutingKey::Attributes, &names).attributes,
             names
+        );
+    }
+
+    #[test]
+    fn long_scopes_digest_as_short_ones_do() {
+        let resource = [7u8; 16];
+        let long = "a".repeat(2000);
+        for (name, version) in [(long.as_str(), ""), ("", "v"), ("lib", "1.0")] {
+            let version = version.as_bytes();
+            let mut one_shot = Vec::new();
+            stream_prefix(&mut one_shot, &resource, name.as_bytes(), version, b"m");
+            let scope = scope_digest(&resource, name.as_bytes(), version);
+            let mut streamed = vec![1, 2, 3];
+            stream_prefix_from(&mut streamed, &scope, b"m");
+            assert_eq!(streamed, one_shot);
+        }
+    }
+
+    #[test]
+    fn rendered_values_are_cut_to_max_value_text() {
+        let render = |any: &[u8]| {
+            let mut out = b"x=".to_vec();
+            render_any(any, 0..any.len(), &mut out).unwrap();
+            out
+        };
+        let long = "v".repeat(MAX_VALUE_TEXT * 3);
+        let string = crate::wire::testgen::raw::ld(1, long.as_bytes());
+        assert_eq!(
+            render(&string),
+            [b"x=", &long.as_bytes()[..MAX_VALUE_TEXT]].concat()
+        );
+        // A double's rendering of 1e300 is 301 digits.
+        let mut double = vec![(4 << 3) | 1];
+        double.extend_from_slice(&1e300f64.to_bits().to_le_bytes());
+        assert_eq!(render(&double).len(), 2 + MAX_VALUE_TEXT);
+        assert_eq!(
+            render(&crate::wire::testgen::raw::ld(1, b"short")),
+            b"x=short"
         );
     }
 

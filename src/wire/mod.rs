@@ -24,10 +24,14 @@ use crate::signal::Signal;
 
 pub mod split;
 
+// The prost oracle of the splitter: the unit tests' and, with the `fuzzing`
+// feature, the fuzz targets' (`fuzz/`); never part of the product.
 #[cfg(test)]
-mod oracle;
+mod fuzz_seeds;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod oracle;
 #[cfg(test)]
-mod testgen;
+pub(crate) mod testgen;
 
 pub use split::{Part, Split, Splitter};
 

@@ -15,7 +15,7 @@ use crate::{
         metrics::v1::{Metric, metric::Data},
         resource::v1::Resource,
     },
-    routing::{KeySpec, RoutingKey, key_hash},
+    routing::{KeySpec, RoutingKey, key::MAX_VALUE_TEXT, key_hash},
 };
 
 /// One backend's expected part: backend index, message, item count.
@@ -24,14 +24,23 @@ pub type OraclePart<M> = (usize, M, u64);
 /// What the splitter should produce.
 #[derive(Debug)]
 pub struct OracleSplit<M> {
+    /// One part per backend, ordered by backend index.
     pub parts: Vec<OraclePart<M>>,
+    /// Items that cannot be routed.
     pub rejected: u64,
 }
 
 type Route<'a> = &'a mut dyn FnMut(u64) -> usize;
 
-/// The text of a value in an `attributes` key (and a `service` key).
+/// The text of a value in an `attributes` key (and a `service` key), cut to
+/// its first [`MAX_VALUE_TEXT`] bytes.
 fn render(value: Option<&AnyValue>, out: &mut Vec<u8>) {
+    let start = out.len();
+    render_whole(value, out);
+    out.truncate(start + MAX_VALUE_TEXT);
+}
+
+fn render_whole(value: Option<&AnyValue>, out: &mut Vec<u8>) {
     let Some(any) = value else { return };
     match &any.value {
         Some(any_value::Value::StringValue(s)) => out.extend_from_slice(s.as_bytes()),

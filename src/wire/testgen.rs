@@ -359,4 +359,37 @@ pub mod raw {
     pub fn kv(key: &str, value: &str) -> Vec<u8> {
         cat(&[&ld(1, key.as_bytes()), &ld(2, &ld(1, value.as_bytes()))])
     }
+
+    /// An encoded `AnyValue` nesting `depth` levels deep, alternately a
+    /// kvlist (`{k: ...}`) and an array (`[...]`), around the string `leaf`.
+    /// Built back to front, so a deep value costs its size, not its size
+    /// times its depth.
+    pub fn deep_any_value(depth: usize, leaf: &str) -> Vec<u8> {
+        let mut rev: Vec<u8> = ld(1, leaf.as_bytes()).into_iter().rev().collect();
+        let wrap = |rev: &mut Vec<u8>, number: u32| {
+            let mut header = varint(u64::from(number) << 3 | 2);
+            header.extend(varint(rev.len() as u64));
+            rev.extend(header.iter().rev());
+        };
+        for level in 0..depth {
+            if level % 2 == 0 {
+                // AnyValue.kvlist_value.values[0] = KeyValue { key: "k", value }
+                wrap(&mut rev, 2);
+                rev.extend(ld(1, b"k").iter().rev());
+                wrap(&mut rev, 1);
+                wrap(&mut rev, 6);
+            } else {
+                // AnyValue.array_value.values[0]
+                wrap(&mut rev, 1);
+                wrap(&mut rev, 5);
+            }
+        }
+        rev.reverse();
+        rev
+    }
+
+    /// A `KeyValue` with an encoded `AnyValue`.
+    pub fn kv_any(key: &str, value: &[u8]) -> Vec<u8> {
+        cat(&[&ld(1, key.as_bytes()), &ld(2, value)])
+    }
 }

@@ -105,6 +105,8 @@ pub(super) struct Scratch {
     /// Scope name and version (streamID).
     scope_name: (usize, usize),
     scope_version: (usize, usize),
+    /// The digest state after a long scope's identity (streamID).
+    scope_digest: Option<key::ScopeDigest>,
 }
 
 impl Scratch {
@@ -453,6 +455,11 @@ impl Scan<'_> {
                             .map_err(|e| e.within("scope", None))?;
                     }
                 }
+                let s = &mut *self.s;
+                let name = bytes_of(buf, s.scope_name.0, s.scope_name.1);
+                let version = bytes_of(buf, s.scope_version.0, s.scope_version.1);
+                s.scope_digest = (name.len() + version.len() > key::LONG_SCOPE)
+                    .then(|| key::scope_digest(&s.resource_id, name, version));
             }
             _ => {}
         }
@@ -579,13 +586,17 @@ impl Scan<'_> {
 
         if self.splitter.spec.key == RoutingKey::StreamId {
             let s = &mut *self.s;
-            key::stream_prefix(
-                &mut s.key,
-                &s.resource_id,
-                bytes_of(buf, s.scope_name.0, s.scope_name.1),
-                bytes_of(buf, s.scope_version.0, s.scope_version.1),
-                bytes_of(buf, name.start, name.end),
-            );
+            let metric_name = bytes_of(buf, name.start, name.end);
+            match &s.scope_digest {
+                Some(scope) => key::stream_prefix_from(&mut s.key, scope, metric_name),
+                None => key::stream_prefix(
+                    &mut s.key,
+                    &s.resource_id,
+                    bytes_of(buf, s.scope_name.0, s.scope_name.1),
+                    bytes_of(buf, s.scope_version.0, s.scope_version.1),
+                    metric_name,
+                ),
+            }
             s.prefix = s.key.len();
         }
 

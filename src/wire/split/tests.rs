@@ -795,3 +795,167 @@ fn every_signal_and_key_keeps_unknown_fields() {
         }
     }
 }
+
+/// Hostile values in routing keys: an `AnyValue` nested far deeper than any
+/// decoder's recursion limit, and megabyte values repeated into the key of
+/// every item. The splitter never walks a nested value (its key text is its
+/// first [`MAX_VALUE_TEXT`] encoded bytes) and renders at most that many
+/// bytes of any value per item, so both split in time linear in the request.
+mod hostile_values {
+    use super::*;
+    use crate::{
+        proto::common::v1::AnyValue,
+        routing::key::{LONG_SCOPE, MAX_VALUE_TEXT},
+    };
+
+    const DEPTH: usize = 20_000;
+
+    fn attributes(names: &[&str]) -> KeySpec {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        KeySpec::new(RoutingKey::Attributes, &names)
+    }
+
+    /// `name=` and the first `MAX_VALUE_TEXT` bytes of `text`, then `|`.
+    fn entry(name: &str, text: &[u8]) -> Vec<u8> {
+        cat(&[
+            name.as_bytes(),
+            b"=",
+            &text[..text.len().min(MAX_VALUE_TEXT)],
+            b"|",
+        ])
+    }
+
+    #[test]
+    fn deeply_nested_values_route_by_their_first_encoded_bytes() {
+        let deep = deep_any_value(DEPTH, "leaf");
+        assert!(deep.len() > 100_000);
+        // Prost refuses it (its recursion limit is 100): a decoding backend
+        // would too, but the first tier must neither overflow its stack nor
+        // refuse to route it.
+        assert!(AnyValue::decode(&deep[..]).is_err());
+
+        // Traces by `attributes`: the deep value in the resource, for every
+        // span; spans also carry one of their own.
+        let resource = ld(1, &kv_any("deep", &deep));
+        let span = |t: &[u8; 16]| cat(&[&ld(1, t), &ld(9, &kv_any("own", &deep))]);
+        let scope = cat(&[&ld(2, &span(&T1)), &ld(2, &span(&T2))]);
+        let req = ld(1, &cat(&[&ld(1, &resource), &ld(2, &scope)]));
+        let key = cat(&[&entry("deep", &deep), &entry("own", &deep)]);
+        let mut route = table(&[(&key, 1)]);
+        let out = split(
+            Signal::Traces,
+            attributes(&["deep", "own"]),
+            &req,
+            &mut route,
+        );
+        assert_eq!(out.rejected, 0);
+        assert_eq!(out.parts.len(), 1);
+        assert_eq!((out.parts[0].backend, out.parts[0].items), (1, 2));
+        assert_eq!(&out.parts[0].request[..], &req[..]);
+
+        // Logs by `service`, the deep value as `service.name`.
+        let resource = ld(1, &kv_any("service.name", &deep));
+        let req = ld(
+            1,
+            &cat(&[&ld(1, &resource), &ld(2, &ld(2, &log(&T1, "x")))]),
+        );
+        let mut route = table(&[(&deep[..MAX_VALUE_TEXT], 2)]);
+        let out = split(Signal::Logs, RoutingKey::Service, &req, &mut route);
+        assert_eq!((out.parts[0].backend, out.parts[0].items), (2, 1));
+
+        // Metrics by `streamID`: the deep value is a point attribute; its
+        // canonical form is its whole encoding (read once, never walked).
+        for key in [RoutingKey::StreamId.into(), attributes(&["deep"])] {
+            let point = |v: &[u8]| ld(1, &ld(7, &kv_any("deep", v)));
+            let other = deep_any_value(DEPTH, "other leaf");
+            let gauge = cat(&[&point(&deep), &point(&other), &point(&deep)]);
+            let metric = cat(&[&ld(1, b"m"), &ld(5, &gauge)]);
+            let req = ld(1, &ld(2, &ld(2, &metric)));
+            let mut backends = Vec::new();
+            let out = split(Signal::Metrics, key.clone(), &req, &mut |h| {
+                backends.push(h);
+                (h % 2) as usize
+            });
+            assert_eq!(out.rejected, 0);
+            assert_eq!(out.parts.iter().map(|p| p.items).sum::<u64>(), 3);
+            // The first and third points have the same key.
+            assert_eq!(backends[0], backends[2], "{key:?}");
+        }
+    }
+
+    #[test]
+    fn megabyte_values_cost_a_bounded_key_per_item() {
+        // A 2 MiB resource attribute and 20 000 spans without attributes, by
+        // `attributes` with a name no span has: every span's key holds the
+        // big value. Rendered whole, that is 40 GB of copying and hashing;
+        // bounded, 5 MB.
+        let big = vec![b'x'; 2 << 20];
+        let resource = ld(1, &kv("tenant", std::str::from_utf8(&big).unwrap()));
+        let mut scope = Vec::new();
+        for _ in 0..20_000 {
+            scope.extend(ld(2, &ld(1, &T1)));
+        }
+        let req = ld(1, &cat(&[&ld(1, &resource), &ld(2, &scope)]));
+        let key = cat(&[&entry("tenant", &big), &entry("host", b"")]);
+        let mut calls = 0;
+        let mut route = table(&[(&key, 0)]);
+        let out = split(
+            Signal::Traces,
+            attributes(&["tenant", "host"]),
+            &req,
+            &mut |h| {
+                calls += 1;
+                route(h)
+            },
+        );
+        assert_eq!((out.parts.len(), out.parts[0].items), (1, 20_000));
+        // The same key for every span: routed once, then from the cache.
+        assert_eq!(calls, 1);
+
+        // Values that differ only after their first MAX_VALUE_TEXT bytes
+        // route together.
+        let mut other = big.clone();
+        other[MAX_VALUE_TEXT] = b'y';
+        let resource = ld(1, &kv("tenant", std::str::from_utf8(&other).unwrap()));
+        let req = ld(1, &cat(&[&ld(1, &resource), &ld(2, &ld(2, &ld(1, &T1)))]));
+        let out = split(
+            Signal::Traces,
+            attributes(&["tenant", "host"]),
+            &req,
+            &mut route,
+        );
+        assert_eq!(out.parts[0].items, 1);
+    }
+
+    #[test]
+    fn long_scopes_give_the_same_stream_keys_once_per_scope() {
+        // A 1 MiB scope name over 5 000 one-point metrics: the scope's part
+        // of the digest is taken once, and the keys are the oracle's.
+        let name = "s".repeat(1 << 20);
+        assert!(name.len() > LONG_SCOPE);
+        let metric = |i: usize| {
+            let point = ld(1, &ld(7, &kv("host", &format!("h{}", i % 3))));
+            cat(&[&ld(1, format!("m{}", i % 7).as_bytes()), &ld(5, &point)])
+        };
+        for (metrics, check_oracle) in [(12, true), (5_000, false)] {
+            let mut scope = ld(1, &cat(&[&ld(1, name.as_bytes()), &ld(2, b"1.0")]));
+            for i in 0..metrics {
+                scope.extend(ld(2, &metric(i)));
+            }
+            let resource = ld(1, &ld(1, &kv("service.name", "svc")));
+            let req = Bytes::from(ld(1, &cat(&[&resource, &ld(2, &scope)])));
+            let key: KeySpec = RoutingKey::StreamId.into();
+            if check_oracle {
+                let decoded = ExportMetricsServiceRequest::decode(req.clone()).unwrap();
+                let expect = oracle::metrics(&decoded, &key, &mut |h| (h % 4) as usize, 0);
+                check::<ExportMetricsServiceRequest>(Signal::Metrics, &req, &key, 4, expect)
+                    .unwrap();
+            } else {
+                let out = Splitter::new(Signal::Metrics, key)
+                    .split(&req, &mut |h| (h % 4) as usize, 0)
+                    .unwrap();
+                assert_eq!(out.parts.iter().map(|p| p.items).sum::<u64>(), 5_000);
+            }
+        }
+    }
+}
