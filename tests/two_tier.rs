@@ -73,7 +73,7 @@ async fn spawn(dir: &Path, name: &str, yaml: &str) -> Proc {
             .unwrap_or_else(|e| panic!("{name}: a log line that is not JSON ({e}): {line}"));
         let addr = event["addr"].as_str().and_then(|a| a.parse().ok());
         match event["message"].as_str() {
-            Some("listening (OTLP/gRPC)") => grpc = addr,
+            Some(m) if m.starts_with("listening (OTLP/gRPC") => grpc = addr,
             Some("serving health checks") => health = addr,
             _ => {}
         }
