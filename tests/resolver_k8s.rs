@@ -290,6 +290,7 @@ exporters:
     resolver:
       k8s: {{ service: {SERVICE}.{NAMESPACE}, ports: [{port}], timeout: 5s }}
 service:
+  telemetry: {{ metrics: {{ address: "127.0.0.1:0" }} }}
   pipelines:
     traces: {{ receivers: [otlp], exporters: [loadbalancing] }}
 "#

@@ -48,6 +48,7 @@ extensions:
   otlp_lb_status: {{ endpoint: "127.0.0.1:0" }}
 service:
   extensions: [otlp_lb_status]
+  telemetry: {{ metrics: {{ address: "127.0.0.1:0" }} }}
   pipelines:
     traces: {{ receivers: [otlp], exporters: [loadbalancing/traces] }}
     logs: {{ receivers: [otlp], exporters: [loadbalancing/logs] }}
