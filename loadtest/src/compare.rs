@@ -76,6 +76,11 @@ pub struct Args {
     /// Fail when otlp-lb's CPU per item exceeds this multiple of nginx's.
     #[arg(long, value_name = "RATIO")]
     guard: Option<f64>,
+    /// otlp-lb's `protocol.otlp.compression` towards the sinks: `none`, or
+    /// the collector's default `gzip`, or `zstd`. The payload-blind proxies
+    /// forward the client's bytes as they are either way.
+    #[arg(long, default_value = "none", value_parser = ["none", "gzip", "zstd"])]
+    export_compression: String,
     /// The core the system under test runs on.
     #[arg(long, default_value_t = 0)]
     proxy_cpu: usize,
@@ -506,7 +511,7 @@ pub async fn run(mut a: Args) -> anyhow::Result<()> {
     for (system, program) in &systems {
         let listen: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let dir = work.join(system.name());
-        let argv = system.prepare(program, &dir, listen, &load.sinks)?;
+        let argv = system.prepare(program, &dir, listen, &load.sinks, &a.export_compression)?;
         let log = std::fs::File::create(dir.join("output.log"))?;
         let mut cmd = pinned(proxy_cpu, &argv);
         cmd.stdout(log.try_clone()?).stderr(log);

@@ -164,13 +164,17 @@ impl System {
         dir: &Path,
         listen: SocketAddr,
         sinks: &[SocketAddr],
+        export_compression: &str,
     ) -> std::io::Result<Vec<String>> {
         std::fs::create_dir_all(dir)?;
         let path = |name: &str| dir.join(name).to_string_lossy().to_string();
         let program = program.to_string_lossy().to_string();
         Ok(match self {
             System::OtlpLb => {
-                std::fs::write(dir.join("otlp-lb.yaml"), otlp_lb_config(listen, sinks))?;
+                std::fs::write(
+                    dir.join("otlp-lb.yaml"),
+                    otlp_lb_config(listen, sinks, export_compression),
+                )?;
                 vec![program, "--config".into(), path("otlp-lb.yaml")]
             }
             System::Nginx => {
@@ -251,7 +255,7 @@ fn site_packages(venv: &Path, rel: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn otlp_lb_config(listen: SocketAddr, sinks: &[SocketAddr]) -> String {
+fn otlp_lb_config(listen: SocketAddr, sinks: &[SocketAddr], compression: &str) -> String {
     let mut hosts = String::new();
     for s in sinks {
         let _ = writeln!(hosts, "          - {s}");
@@ -269,7 +273,7 @@ exporters:
     routing_key: traceID
     protocol:
       otlp:
-        compression: none
+        compression: {compression}
         tls:
           insecure: true
         # Answer the client when the backends have answered, like a proxy.
@@ -433,7 +437,7 @@ mod tests {
         let sinks: Vec<SocketAddr> = (1..=4)
             .map(|i| format!("127.0.0.1:{}", 14000 + i).parse().unwrap())
             .collect();
-        let text = otlp_lb_config("127.0.0.1:4317".parse().unwrap(), &sinks);
+        let text = otlp_lb_config("127.0.0.1:4317".parse().unwrap(), &sinks, "gzip");
         let dir = std::env::temp_dir().join(format!("otlp-loadtest-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("otlp-lb.yaml");

@@ -56,12 +56,6 @@ pub struct ClientSettings {
     pub skip_verify: Option<SkipVerifyConnector>,
 }
 
-impl std::fmt::Debug for SkipVerifyConnector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SkipVerifyConnector")
-    }
-}
-
 impl std::fmt::Debug for ClientSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self
@@ -381,20 +375,27 @@ impl Backend {
         metadata: &Metadata,
     ) -> Result<Ack, BackendError> {
         let started = Instant::now();
-        let call = self.call(signal, body, metadata);
-        let result = match deadline {
-            None => call.await,
-            Some(deadline) => tokio::time::timeout_at(deadline, call)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(BackendError {
-                        endpoint: self.endpoint.clone(),
-                        message: "no answer within the exporter's timeout".into(),
-                        retryable: true,
-                        retry_after: None,
-                    })
-                }),
+        // One timer per call: the sooner of the call's own `timeout` and the
+        // exporter's bound on the whole attempt.
+        let call_limit = tokio::time::Instant::now() + self.settings.timeout;
+        let (limit, by_attempt) = match deadline {
+            Some(deadline) if deadline < call_limit => (deadline, true),
+            _ => (call_limit, false),
         };
+        let result = tokio::time::timeout_at(limit, self.call(signal, body, metadata))
+            .await
+            .unwrap_or_else(|_| {
+                Err(BackendError {
+                    endpoint: self.endpoint.clone(),
+                    message: if by_attempt {
+                        "no answer within the exporter's timeout".into()
+                    } else {
+                        format!("no answer within {:?}", self.settings.timeout)
+                    },
+                    retryable: true,
+                    retry_after: None,
+                })
+            });
         let elapsed = started.elapsed();
         self.latency.record(elapsed.as_secs_f64() * 1000.0);
         self.calls.record(result.is_ok(), items, elapsed);
@@ -445,14 +446,7 @@ impl Backend {
             // The same rule as a call through tonic's codec.
             result.map_err(|status| self.failed_with(&status))
         };
-        tokio::time::timeout(self.settings.timeout, call)
-            .await
-            .map_err(|_| {
-                fail(
-                    format!("no answer within {:?}", self.settings.timeout),
-                    true,
-                )
-            })?
+        call.await
     }
 
     /// A compressed call goes through tonic's codec, which deflates.
@@ -484,16 +478,10 @@ impl Backend {
         };
         request.set_timeout(self.settings.timeout);
         let path = PathAndQuery::from_static(signal.grpc_path());
-        let response =
-            tokio::time::timeout(self.settings.timeout, grpc.unary(request, path, RawCodec))
-                .await
-                .map_err(|_| BackendError {
-                    endpoint: self.endpoint.clone(),
-                    message: format!("no answer within {:?}", self.settings.timeout),
-                    retryable: true,
-                    retry_after: None,
-                })?
-                .map_err(|status| self.failed_with(&status))?;
+        let response = grpc
+            .unary(request, path, RawCodec)
+            .await
+            .map_err(|status| self.failed_with(&status))?;
         Ok(partial_success(signal, response.get_ref()))
     }
 

@@ -21,7 +21,9 @@ pub struct Backoff<'a> {
     config: &'a RetryConfig,
     next: Duration,
     started: Instant,
-    seed: u64,
+    /// Jitter state; drawn on the first wait, so a request that never
+    /// retries pays nothing for it.
+    seed: Option<u64>,
 }
 
 impl<'a> Backoff<'a> {
@@ -31,7 +33,7 @@ impl<'a> Backoff<'a> {
             next: config.initial_interval,
             config,
             started: Instant::now(),
-            seed: RandomState::new().hash_one(0u64) | 1,
+            seed: None,
         }
     }
 
@@ -52,10 +54,13 @@ impl<'a> Backoff<'a> {
             .mul_f64(self.config.multiplier.max(1.0))
             .min(self.config.max_interval);
         // xorshift: jitter only needs to de-synchronise clients.
-        self.seed ^= self.seed << 13;
-        self.seed ^= self.seed >> 7;
-        self.seed ^= self.seed << 17;
-        let unit = (self.seed >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+        let seed = self
+            .seed
+            .get_or_insert_with(|| RandomState::new().hash_one(0u64) | 1);
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        let unit = (*seed >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
         let r = self.config.randomization_factor.clamp(0.0, 1.0);
         let mut wait = base.mul_f64(1.0 - r + 2.0 * r * unit);
         if let Some(hint) = hint {

@@ -154,6 +154,12 @@ pub struct SkipVerifyConnector {
     server_name: Option<ServerName<'static>>,
 }
 
+impl std::fmt::Debug for SkipVerifyConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SkipVerifyConnector")
+    }
+}
+
 impl SkipVerifyConnector {
     /// A connector for the settings of `tls` (which sets `insecure_skip_verify`).
     pub fn new(tls: &ClientTlsConfig) -> Result<SkipVerifyConnector, SettingsError> {
